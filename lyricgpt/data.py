@@ -1,0 +1,117 @@
+"""Reading a lyrics corpus, splitting it by song, and cutting it into batches."""
+
+from __future__ import annotations
+
+import re
+import zlib
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from .model import IGNORE_INDEX
+from .tokenizer import normalize
+
+SONG_BREAK = "\n\n\n"  # two blank lines end a song in the default corpus
+VAL_PERCENT = 5
+
+
+class CorpusError(ValueError):
+    """A corpus that cannot be trained on, with a message that says why."""
+
+
+def read_corpus(path: str | Path) -> str:
+    """Read one UTF-8 text file, or every ``.txt`` file in a folder (sorted, songs kept apart)."""
+    path = Path(path)
+    if not path.exists():
+        raise CorpusError(f"no such file or folder: {path}")
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*.txt") if p.is_file())
+        if not files:
+            raise CorpusError(f"the folder {path} has no .txt files")
+    else:
+        files = [path]
+    texts = [_read_text_file(f) for f in files]
+    return SONG_BREAK.join(t.strip("\n") for t in texts)
+
+
+def _read_text_file(path: Path) -> str:
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")  # tolerate a byte-order mark
+    except UnicodeDecodeError as e:
+        raise CorpusError(f"{path} is not UTF-8 text (invalid byte at offset {e.start}); "
+                          "re-save it as UTF-8") from None
+    text = normalize(text)
+    if not text.strip():
+        raise CorpusError(f"{path} is empty")
+    return text
+
+
+def split_songs(text: str) -> list[str]:
+    return [s.strip("\n") for s in re.split(r"\n{3,}", text) if s.strip()]
+
+
+def train_val_split(text: str, min_chars: int = 0) -> tuple[str, str]:
+    """Split a corpus by song, the same way every time: about 5% of the songs go to validation.
+
+    A song goes to validation when a checksum of its text says so, so that the split does not
+    depend on song order and a song that appears twice lands on one side only. Texts without
+    song breaks (or too few songs) are cut at the line break nearest 90% instead.
+    ``min_chars`` is the least each side must hold (one training window plus one).
+    """
+    songs = split_songs(text)
+    is_val = [zlib.crc32(s.encode("utf-8")) % 100 < VAL_PERCENT for s in songs]
+    train = SONG_BREAK.join(s for s, v in zip(songs, is_val) if not v)
+    val = SONG_BREAK.join(s for s, v in zip(songs, is_val) if v)
+    if len(songs) < 20 or min(len(train), len(val)) < min_chars:
+        cut = text.rfind("\n", 0, int(len(text) * 0.9)) + 1 or int(len(text) * 0.9)
+        train, val = text[:cut], text[cut:]
+    for name, part in (("training", train), ("validation", val)):
+        if len(part) < min_chars:
+            raise CorpusError(f"the corpus is too short: its {name} part has {len(part)} characters, "
+                              f"and one training window needs {min_chars}; use more text or a "
+                              "shorter --context-length")
+    return train, val
+
+
+def random_windows(data: torch.Tensor, context_length: int, n_rows: int,
+                   generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n_rows`` random windows of the text and, for each, the same window shifted by one."""
+    starts = torch.randint(len(data) - context_length, (n_rows,), generator=generator)
+    offsets = torch.arange(context_length)
+    x = data[starts[:, None] + offsets]
+    y = data[starts[:, None] + offsets + 1]
+    return x, y
+
+
+def scoring_windows(data: torch.Tensor, context_length: int, stride: int,
+                    batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Batches of windows that score every target ``data[1:]`` exactly once.
+
+    Windows start every ``stride`` characters; a window scores only the targets that no earlier
+    window scored (the others are set to IGNORE_INDEX), so with ``stride < context_length`` every
+    character after the first window is predicted from at least ``context_length - stride``
+    characters before it. The last window is moved back to end exactly at the text's end.
+    """
+    n = len(data) - 1  # number of targets
+    if n < 1:
+        return
+    context_length = min(context_length, n)
+    starts = list(range(0, n - context_length + 1, stride))
+    if starts[-1] + context_length < n:
+        starts.append(n - context_length)
+    xs, ys, scored_until = [], [], 0
+    for s in starts:
+        x = data[s:s + context_length]
+        y = data[s + 1:s + context_length + 1].clone()
+        already = max(0, scored_until - s)
+        y[:already] = IGNORE_INDEX
+        scored_until = s + context_length
+        xs.append(x)
+        ys.append(y)
+        if len(xs) == batch_size:
+            yield torch.stack(xs), torch.stack(ys)
+            xs, ys = [], []
+    if xs:
+        yield torch.stack(xs), torch.stack(ys)

@@ -1,0 +1,131 @@
+"""A trained model and its tokenizer, as one object: load it, stream lyrics from it, save it."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from .hub import download, looks_like_repo_id
+from .model import CONFIGS, BigramConfig, GPTConfig, build_model
+from .sampler import generate
+from .tokenizer import CharTokenizer, Encoding
+from .weights import CONFIG_NAME, WEIGHTS_NAME, load_weights
+
+TOKENIZER_NAME = "tokenizer.json"
+MAX_CONFIG_BYTES = 64 * 1024
+# Bounds that any sane LyricGPT model fits in; they stop a hostile config from allocating terabytes.
+LIMITS = {"vocab_size": 10_000, "context_length": 65_536, "n_layer": 256, "n_head": 256, "n_embd": 16_384}
+
+
+class ModelError(ValueError):
+    """A model folder that cannot be loaded, with the reason."""
+
+
+class LyricModel:
+    """A model, its tokenizer, and where they came from."""
+
+    def __init__(self, model: torch.nn.Module, tokenizer: CharTokenizer, source: str = ""):
+        if model.config.vocab_size != tokenizer.vocab_size:
+            raise ModelError(f"the model has {model.config.vocab_size} tokens but the tokenizer has "
+                             f"{tokenizer.vocab_size}")
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.source = source
+
+    @property
+    def context_length(self) -> int:
+        return self.model.config.context_length
+
+    def read_prompt(self, seed_text: str) -> Encoding:
+        """What the model will read of a seed text: normalised, unknown characters dropped,
+        and only the last context window kept."""
+        enc = self.tokenizer.encode_with_report(seed_text)
+        n = self.context_length
+        return Encoding(enc.ids[-n:], enc.text[-n:], enc.dropped)
+
+    def stream_with_probs(self, seed_text: str, max_new_chars: int = 500, temperature: float = 1.0,
+                          top_k: int | None = None, top_p: float | None = None,
+                          seed: int | None = None) -> Iterator[tuple[str, float]]:
+        """Yield each new character with the probability the model gave it."""
+        prompt = self.read_prompt(seed_text).ids or self._start_ids()
+        for step in generate(self.model, prompt, max_new_chars, temperature, top_k, top_p, seed):
+            yield self.tokenizer.chars[step.token], step.prob
+
+    def stream(self, seed_text: str, max_new_chars: int = 500, temperature: float = 1.0,
+               top_k: int | None = None, top_p: float | None = None, seed: int | None = None) -> Iterator[str]:
+        """Yield exactly ``max_new_chars`` new characters, one at a time."""
+        for char, _ in self.stream_with_probs(seed_text, max_new_chars, temperature, top_k, top_p, seed):
+            yield char
+
+    def _start_ids(self) -> list[int]:
+        # With no seed text, start as a song starts in the corpus: after a line break.
+        return self.tokenizer.encode("\n") or [0]
+
+    def save(self, folder: str | Path) -> None:
+        """Write config.json and model.safetensors (as PyTorchModelHubMixin does) and tokenizer.json."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.tokenizer.save(folder / TOKENIZER_NAME)
+        self.model.save_pretrained(folder)
+
+
+def load_model(source: str | Path, revision: str | None = None, timeout: float = 10.0,
+               device: str = "cpu") -> LyricModel:
+    """Load a model from a local folder or a Hub repo id ("user/repo")."""
+    folder = Path(source)
+    if not folder.exists():
+        if not looks_like_repo_id(str(source)):
+            raise ModelError(f"{source} is neither a model folder nor a Hub repo id (USER/REPO)")
+        folder = download(str(source), revision=revision, timeout=timeout)
+    if not folder.is_dir():
+        raise ModelError(f"{source} is not a folder")
+    for name in (CONFIG_NAME, WEIGHTS_NAME, TOKENIZER_NAME):
+        if not (folder / name).is_file():
+            raise ModelError(f"the model folder {source} has no {name}")
+    config = read_config(folder / CONFIG_NAME)
+    tokenizer = CharTokenizer.load(folder / TOKENIZER_NAME)
+    model = build_model(config)
+    load_weights(model, folder / WEIGHTS_NAME)
+    return LyricModel(model.to(device), tokenizer, source=str(source))
+
+
+def read_config(path: Path) -> GPTConfig | BigramConfig:
+    """Parse and type-check config.json before anything is built from it."""
+    size = path.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise ModelError(f"config.json is {size} bytes; the limit is {MAX_CONFIG_BYTES}")
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelError(f"config.json is not valid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise ModelError("config.json must hold a JSON object")
+    arch = data.get("architecture")
+    if arch not in CONFIGS:
+        raise ModelError(f"config.json: unknown architecture {arch!r}; expected one of {sorted(CONFIGS)}")
+    cls = CONFIGS[arch]
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ModelError(f"config.json: unknown fields {unknown}")
+    defaults = cls()
+    for name, value in data.items():
+        expected = type(getattr(defaults, name))
+        ok = (isinstance(value, expected) and not (expected is int and isinstance(value, bool))) or (
+            expected is float and isinstance(value, int) and not isinstance(value, bool))
+        if not ok:
+            raise ModelError(f"config.json: {name} must be {expected.__name__}, got {value!r}")
+        if name in LIMITS and not 1 <= value <= LIMITS[name]:
+            raise ModelError(f"config.json: {name}={value} is outside 1..{LIMITS[name]}")
+    config = cls(**data)
+    if isinstance(config, GPTConfig):
+        if config.n_embd % config.n_head:
+            raise ModelError(f"config.json: n_embd={config.n_embd} is not a multiple of n_head={config.n_head}")
+        if not (math.isfinite(config.dropout) and 0.0 <= config.dropout < 1.0):
+            raise ModelError(f"config.json: dropout={config.dropout} is outside [0, 1)")
+    return config

@@ -1,0 +1,99 @@
+"""Streaming generation with a key/value cache.
+
+Each step feeds one new character through the model, which reuses the keys and values it
+stored for the characters before it, so a step costs O(context) instead of O(context^2).
+When the cache reaches the context length (the end of the learned position table), it is
+re-filled from the most recent characters and generation carries on.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+
+
+@dataclass(frozen=True)
+class Step:
+    token: int
+    prob: float  # the probability the model gave this token, before temperature, top-k and top-p
+
+
+def filter_logits(logits: torch.Tensor, temperature: float, top_k: int | None = None,
+                  top_p: float | None = None) -> torch.Tensor:
+    """Scale logits by temperature and mask (to -inf) whatever top-k and top-p exclude."""
+    # Subtracting the maximum first keeps a tiny temperature from overflowing to inf - inf = nan.
+    logits = (logits - logits.max(-1, keepdim=True).values) / temperature
+    if top_k is not None and top_k < logits.size(-1):
+        kth = torch.topk(logits, top_k).values[..., -1, None]
+        logits = logits.masked_fill(logits < kth, -math.inf)
+    if top_p is not None and top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, descending=True)
+        cumulative = sorted_logits.softmax(-1).cumsum(-1)
+        # Drop a token when the tokens ranked above it already reach top_p; the first always stays.
+        drop_sorted = (cumulative - sorted_logits.softmax(-1)) >= top_p
+        drop = drop_sorted.scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, -math.inf)
+    return logits
+
+
+def make_generator(seed: int | None, device: torch.device | str = "cpu") -> torch.Generator:
+    """A private random stream: seeded calls reproduce, and no call touches torch's global RNG."""
+    g = torch.Generator(device=device)
+    if seed is None:
+        g.seed()  # fresh entropy for this call only
+    else:
+        g.manual_seed(seed)
+    return g
+
+
+@torch.inference_mode()
+def generate(model: torch.nn.Module, prompt: list[int], max_new_tokens: int, temperature: float = 1.0,
+             top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
+             refill_keep: int | None = None) -> Iterator[Step]:
+    """Yield ``max_new_tokens`` sampled tokens one at a time, as soon as each is sampled.
+
+    ``prompt`` must hold at least one token; only its last context window is read.
+    ``temperature=0`` is greedy decoding. ``refill_keep`` is how many recent tokens re-fill the
+    cache when it is full (default: three quarters of the context).
+    """
+    if not prompt:
+        raise ValueError("the prompt needs at least one token")
+    if temperature < 0 or not math.isfinite(temperature):
+        raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"top_k must be at least 1, got {top_k}")
+    if top_p is not None and not 0.0 < top_p <= 1.0:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+    context = model.config.context_length
+    keep = refill_keep if refill_keep is not None else max(1, context - context // 4)
+    if not 1 <= keep <= context:
+        raise ValueError(f"refill_keep must be between 1 and the context length {context}")
+    device = next(model.parameters()).device
+    generator = make_generator(seed, device)
+    recent = list(prompt[-context:])  # the tokens a re-fill would read
+    cache = model.new_cache(1)
+
+    logits, _ = model(torch.tensor([recent], device=device), cache=cache)
+    for i in range(max_new_tokens):
+        logits = logits[0, -1].float()
+        probs = logits.softmax(-1)
+        if temperature == 0:
+            token = int(torch.argmax(logits))
+        else:
+            weights = filter_logits(logits, temperature, top_k, top_p).softmax(-1)
+            token = int(torch.multinomial(weights, 1, generator=generator))
+        yield Step(token, float(probs[token]))
+        if i + 1 == max_new_tokens:
+            return
+
+        recent.append(token)
+        if cache.length == context:  # the position table ends here: re-fill from the recent window
+            recent = recent[-keep:]
+            cache.reset()
+            logits, _ = model(torch.tensor([recent], device=device), cache=cache)
+        else:
+            logits, _ = model(torch.tensor([[token]], device=device), cache=cache)
+        del recent[:-context]
