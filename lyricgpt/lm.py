@@ -52,7 +52,7 @@ class LyricModel:
                           top_k: int | None = None, top_p: float | None = None,
                           seed: int | None = None) -> Iterator[tuple[str, float]]:
         """Yield each new character with the probability the model gave it."""
-        prompt = self.read_prompt(seed_text).ids or self._start_ids()
+        prompt = self.read_prompt(seed_text).ids or self.start_ids()
         for step in generate(self.model, prompt, max_new_chars, temperature, top_k, top_p, seed):
             yield self.tokenizer.chars[step.token], step.prob
 
@@ -62,8 +62,8 @@ class LyricModel:
         for char, _ in self.stream_with_probs(seed_text, max_new_chars, temperature, top_k, top_p, seed):
             yield char
 
-    def _start_ids(self) -> list[int]:
-        # With no seed text, start as a song starts in the corpus: after a line break.
+    def start_ids(self) -> list[int]:
+        """What the model reads when given no seed text: a line break, as every song starts after one."""
         return self.tokenizer.encode("\n") or [0]
 
     def save(self, folder: str | Path) -> None:

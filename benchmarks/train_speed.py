@@ -1,0 +1,81 @@
+"""Training throughput and model-FLOPs utilisation (MFU) on this machine.
+
+    python benchmarks/train_speed.py                 # the bundled model's recipe
+    python benchmarks/train_speed.py --dtype float32 --n-layer 6   # any train.py flag
+
+Prints training tokens/s (median over timed steps), FLOPs per token (6 x parameters plus
+attention), the dense-matmul FLOP/s of this machine in float32 and bfloat16 measured in the same
+run, and the MFU against the bfloat16 figure.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import torch  # noqa: E402
+
+import train  # noqa: E402
+from lyricgpt.training import Trainer, setup_runtime  # noqa: E402
+
+
+def matmul_flops(dtype: torch.dtype, n: int = 2048, repeats: int = 10) -> float:
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t)
+    return 2 * n ** 3 / statistics.median(times)
+
+
+def flops_per_token(model: torch.nn.Module, context: int) -> float:
+    """6N for the forward and backward matmuls, plus attention's scores and weighted sum."""
+    c = model.config
+    n = sum(p.numel() for name, p in model.named_parameters() if name != "wpe.weight")
+    attention = 6 * c.n_layer * c.n_embd * context  # fwd+bwd of QK^T and AV, causal half counted in full/2
+    return 6 * n + attention
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    steps = 20
+    if "--steps" in argv:
+        i = argv.index("--steps")
+        steps = int(argv[i + 1])
+        del argv[i:i + 2]
+    args = train.parse_args(argv + ["--out", "runs/bench-train-speed", "--max-steps", str(10 ** 9)])
+    cfg = train.build_config(args)
+    trainer = Trainer(cfg, setup_runtime(cfg))
+    model = trainer.model
+    tokens_per_step = cfg.batch_size * cfg.grad_accum * cfg.context_length
+    for _ in range(3):
+        trainer.train_step()
+    times = []
+    for _ in range(steps):
+        t = time.perf_counter()
+        trainer.train_step()
+        times.append(time.perf_counter() - t)
+    step_s = statistics.median(times)
+    tok_s = tokens_per_step / step_s
+    fpt = flops_per_token(model, cfg.context_length)
+    f32, bf16 = matmul_flops(torch.float32), matmul_flops(torch.bfloat16)
+    print(f"config: {cfg.n_layer} layers x {cfg.n_embd} wide, {cfg.n_head} heads, context {cfg.context_length}, "
+          f"batch {cfg.batch_size}x{cfg.grad_accum}, {trainer.describe().split('; device ')[1]}")
+    print(f"parameters: {model.num_params():,}")
+    print(f"training: {tok_s:,.0f} tokens/s (median step {step_s * 1000:.1f} ms over {steps} steps, "
+          f"{tokens_per_step} tokens per step, threads {torch.get_num_threads()})")
+    print(f"FLOPs per token: {fpt / 1e6:.2f} M (6 x parameters + attention)")
+    print(f"achieved: {tok_s * fpt / 1e9:.1f} GFLOP/s")
+    print(f"dense matmul 2048^3: float32 {f32 / 1e9:.0f} GFLOP/s, bfloat16 {bf16 / 1e9:.0f} GFLOP/s")
+    print(f"MFU against the bfloat16 peak: {tok_s * fpt / bf16:.1%}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""Train LyricGPT on a lyrics text and write a model folder that the app can serve.
+
+    python train.py --data my_lyrics.txt --out runs/mine --preset tiny --max-minutes 2
+    torchrun --nproc_per_node 2 train.py --data my_lyrics/ --out runs/ddp
+    python train.py --out runs/mine --resume
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+
+from lyricgpt.checkpoint import CheckpointError
+from lyricgpt.data import CorpusError
+from lyricgpt.hub import HubError, looks_like_repo_id, push
+from lyricgpt.training import PRESETS, Runtime, Trainer, TrainConfig, TrainingError, setup_runtime
+
+HELP = {
+    "data": "a UTF-8 text file, or a folder of .txt files",
+    "out": "folder for checkpoints, metrics.jsonl, loss.png and the model (OUT/model)",
+    "model": "gpt, or bigram for the tutorial's baseline",
+    "n_layer": "transformer blocks", "n_head": "attention heads", "n_embd": "embedding width",
+    "context_length": "characters the model sees at once", "dropout": "dropout probability",
+    "bias": "biases in Linear and LayerNorm layers",
+    "batch_size": "windows per micro-batch, per process",
+    "grad_accum": "micro-batches per optimiser step (gradient accumulation)",
+    "lr": "peak learning rate", "min_lr_ratio": "final learning rate as a share of the peak",
+    "weight_decay": "AdamW weight decay (matrices only)", "beta1": "AdamW beta1", "beta2": "AdamW beta2",
+    "grad_clip": "clip the gradient norm to this (0: off)", "warmup_steps": "linear warmup steps",
+    "schedule": "cosine, or wsd (warmup-stable-decay)", "decay_fraction": "wsd: share of the run spent decaying",
+    "max_steps": "stop after this many optimiser steps (0: no step limit)",
+    "max_minutes": "stop after this many minutes; the schedule is planned to end then",
+    "eval_interval": "evaluate and checkpoint every this many steps",
+    "seed": "random seed (weights, data order, dropout)", "device": "auto, cpu, cuda or mps",
+    "dtype": "auto, bfloat16 or float32 (autocast precision)", "compile": "torch.compile: auto (CUDA only), on, off",
+    "sample_chars": "length of the sample in the model card",
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="bundled",
+                        help="starting values for every setting below (default: bundled, the bundled model's recipe)")
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        kind = {"int | None": int, "float | None": float}.get(str(f.type), f.type)
+        kind = {"int": int, "float": float, "str": str, "bool": _bool}.get(kind, kind)
+        parser.add_argument(flag, type=kind, default=None, help=f"{HELP[f.name]} (default: {f.default})")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    parser.add_argument("--stop-at-step", type=int, default=None,
+                        help="save a checkpoint and stop after this step, as if interrupted; --resume continues")
+    parser.add_argument("--push-to-hub", metavar="USER/REPO", default=None,
+                        help="upload the model folder to this Hub repo when training ends (token: HF_TOKEN or `hf auth login`)")
+    parser.add_argument("--private", action="store_true", help="create the Hub repo as private")
+    return parser.parse_args(argv)
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def build_config(args: argparse.Namespace) -> TrainConfig:
+    values = dataclasses.asdict(TrainConfig())
+    values.update(PRESETS[args.preset])
+    values.update({k: v for k, v in vars(args).items() if k in values and v is not None})
+    for key in ("max_steps", "max_minutes"):
+        values[key] = values[key] or None  # 0 means no limit
+    if values["max_minutes"] is not None and args.max_steps is None:
+        values["max_steps"] = None  # a time budget alone plans the schedule
+    if not values["max_steps"] and not values["max_minutes"]:
+        raise TrainingError("give --max-steps or --max-minutes (or both)")
+    return TrainConfig(**values)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        cfg = build_config(args)
+        if args.push_to_hub:
+            check_can_push(args.push_to_hub)
+        trainer = Trainer(cfg, setup_runtime(cfg), resume=args.resume, stop_at_step=args.stop_at_step)
+        folder = trainer.run()
+    except (TrainingError, CorpusError, CheckpointError, HubError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    finally:
+        shutdown_distributed()
+    if folder is None:
+        return 130 if args.stop_at_step is None else 0
+    if args.push_to_hub:
+        try:
+            url = push(folder, args.push_to_hub, private=args.private)
+        except HubError as e:
+            print(f"error: {e}\nThe model is kept in {folder}; push it later with: "
+                  f"hf upload {args.push_to_hub} {folder} .", file=sys.stderr)
+            return 3
+        print(f"pushed to {url}")
+    return 0
+
+
+def check_can_push(repo_id: str) -> None:
+    """Fail before training, not after an hour of it."""
+    from huggingface_hub import get_token
+
+    if not looks_like_repo_id(repo_id):
+        raise HubError(f"{repo_id!r} is not a Hub repo id; expected USER/REPO")
+    if get_token() is None:
+        raise HubError("no Hugging Face token: set HF_TOKEN or run `hf auth login` before training with --push-to-hub")
+
+
+def shutdown_distributed() -> None:
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
