@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from pathlib import Path
 
-from lyricgpt.checkpoint import CheckpointError
+from lyricgpt.checkpoint import CheckpointError, load_checkpoint
 from lyricgpt.data import CorpusError
-from lyricgpt.hub import HubError, looks_like_repo_id, push
-from lyricgpt.training import PRESETS, Runtime, Trainer, TrainConfig, TrainingError, setup_runtime
+from lyricgpt.hub import HubError, check_can_push, push
+from lyricgpt.training import PRESETS, Trainer, TrainConfig, TrainingError, resumed_config, setup_runtime
 
 HELP = {
     "data": "a UTF-8 text file, or a folder of .txt files",
@@ -53,6 +54,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--push-to-hub", metavar="USER/REPO", default=None,
                         help="upload the model folder to this Hub repo when training ends (token: HF_TOKEN or `hf auth login`)")
     parser.add_argument("--private", action="store_true", help="create the Hub repo as private")
+    parser.add_argument("--push-timeout", type=float, default=600.0, metavar="SECONDS",
+                        help="give up pushing after this many seconds; the model is kept (default: 600)")
     return parser.parse_args(argv)
 
 
@@ -64,10 +67,14 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
-def build_config(args: argparse.Namespace) -> TrainConfig:
+def build_config(args: argparse.Namespace, state: dict | None = None) -> TrainConfig:
+    """Defaults, then the preset, then the flags given; or, to resume, the saved run's settings."""
     values = dataclasses.asdict(TrainConfig())
+    given = {k: v for k, v in vars(args).items() if k in values and v is not None}
+    if state is not None:
+        return resumed_config(state, given)
     values.update(PRESETS[args.preset])
-    values.update({k: v for k, v in vars(args).items() if k in values and v is not None})
+    values.update(given)
     for key in ("max_steps", "max_minutes"):
         values[key] = values[key] or None  # 0 means no limit
     if values["max_minutes"] is not None and args.max_steps is None:
@@ -80,10 +87,11 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        cfg = build_config(args)
+        state = load_checkpoint(Path(args.out or TrainConfig.out) / "ckpt_last.pt") if args.resume else None
+        cfg = build_config(args, state)
         if args.push_to_hub:
-            check_can_push(args.push_to_hub)
-        trainer = Trainer(cfg, setup_runtime(cfg), resume=args.resume, stop_at_step=args.stop_at_step)
+            check_can_push(args.push_to_hub)  # fail before training, not after an hour of it
+        trainer = Trainer(cfg, setup_runtime(cfg), state=state, stop_at_step=args.stop_at_step)
         folder = trainer.run()
     except (TrainingError, CorpusError, CheckpointError, HubError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -94,23 +102,13 @@ def main(argv: list[str] | None = None) -> int:
         return 130 if args.stop_at_step is None else 0
     if args.push_to_hub:
         try:
-            url = push(folder, args.push_to_hub, private=args.private)
+            url = push(folder, args.push_to_hub, private=args.private, timeout=args.push_timeout)
         except HubError as e:
             print(f"error: {e}\nThe model is kept in {folder}; push it later with: "
                   f"hf upload {args.push_to_hub} {folder} .", file=sys.stderr)
             return 3
         print(f"pushed to {url}")
     return 0
-
-
-def check_can_push(repo_id: str) -> None:
-    """Fail before training, not after an hour of it."""
-    from huggingface_hub import get_token
-
-    if not looks_like_repo_id(repo_id):
-        raise HubError(f"{repo_id!r} is not a Hub repo id; expected USER/REPO")
-    if get_token() is None:
-        raise HubError("no Hugging Face token: set HF_TOKEN or run `hf auth login` before training with --push-to-hub")
 
 
 def shutdown_distributed() -> None:

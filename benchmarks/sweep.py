@@ -19,18 +19,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 BASE = ["--data", "assets/lyrics.txt", "--n-layer", "4", "--n-embd", "256", "--n-head", "4",
-        "--context-length", "256", "--batch-size", "32", "--lr", "2e-3", "--dropout", "0",
-        "--dtype", "bfloat16", "--schedule", "cosine", "--eval-interval", "100"]
+        "--context-length", "256", "--batch-size", "16", "--lr", "2e-3", "--dropout", "0",
+        "--dtype", "bfloat16", "--schedule", "cosine", "--warmup-steps", "50", "--eval-interval", "100"]
 
 CANDIDATES = {
-    "A": ("4x256, ctx 256, bf16 (baseline)", []),
+    "A": ("4x256, ctx 256, batch 16, lr 2e-3, bf16, cosine", []),
     "B": ("as A, float32", ["--dtype", "float32"]),
-    "C": ("6x256 (deeper)", ["--n-layer", "6"]),
-    "D": ("4x256, ctx 128, batch 64", ["--context-length", "128", "--batch-size", "64"]),
+    "C": ("as A, 6 layers", ["--n-layer", "6"]),
+    "D": ("as A, ctx 128, batch 32", ["--context-length", "128", "--batch-size", "32"]),
     "E": ("as A, warmup-stable-decay", ["--schedule", "wsd"]),
-    "F": ("as A, dropout 0.1", ["--dropout", "0.1"]),
-    "G": ("as A, lr 1e-3", ["--lr", "1e-3"]),
-    "H": ("4x320, 5 heads", ["--n-embd", "320", "--n-head", "5"]),
+    "F": ("as A, lr 1e-3", ["--lr", "1e-3"]),
+    "G": ("as A, batch 32", ["--batch-size", "32"]),
+    "H": ("as A, dropout 0.1", ["--dropout", "0.1"]),
 }
 
 

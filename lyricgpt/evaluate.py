@@ -47,6 +47,8 @@ def score_text(lm: LyricModel, text: str) -> dict:
     """Bits per character of ``text``: each character predicted from up to a context of what
     precedes it (windows overlap by half a context), after the same normalisation as sampling."""
     enc = lm.tokenizer.encode_with_report(text)
+    if not enc.ids:
+        raise CorpusError("the text has no character the model knows, so there is nothing to score")
     # The first character is predicted from a line break, which is how every song begins.
     ids = torch.tensor(lm.start_ids()[-1:] + enc.ids)
     nats, count = total_nats(lm.model, ids, stride=max(1, lm.context_length // 2))
@@ -67,12 +69,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         lm = load_model(args.model)
         text = read_corpus(args.text)
+        if args.val_split:
+            _, text = train_val_split(text, min_chars=lm.context_length + 1)
+        result = {"model": args.model, "text": args.text, **score_text(lm, text)}
     except (ModelError, WeightsError, TokenizerError, CorpusError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if args.val_split:
-        _, text = train_val_split(text, min_chars=lm.context_length + 1)
-    result = {"model": args.model, "text": args.text, **score_text(lm, text)}
     if args.json:
         print(json.dumps(result))
     else:

@@ -24,16 +24,20 @@ class Step:
 def filter_logits(logits: torch.Tensor, temperature: float, top_k: int | None = None,
                   top_p: float | None = None) -> torch.Tensor:
     """Scale logits by temperature and mask (to -inf) whatever top-k and top-p exclude."""
-    # Subtracting the maximum first keeps a tiny temperature from overflowing to inf - inf = nan.
-    logits = (logits - logits.max(-1, keepdim=True).values) / temperature
+    # Subtracting the maximum first keeps a tiny temperature from overflowing to inf - inf = nan;
+    # and the maxima stay 0 (not 0 / 0) when the temperature underflows to 0 in the logits' dtype.
+    shifted = logits - logits.max(-1, keepdim=True).values
+    logits = torch.where(shifted == 0, shifted, shifted / temperature)
     if top_k is not None and top_k < logits.size(-1):
         kth = torch.topk(logits, top_k).values[..., -1, None]
         logits = logits.masked_fill(logits < kth, -math.inf)
     if top_p is not None and top_p < 1.0:
         sorted_logits, order = torch.sort(logits, descending=True)
         cumulative = sorted_logits.softmax(-1).cumsum(-1)
-        # Drop a token when the tokens ranked above it already reach top_p; the first always stays.
+        # Drop a token when the tokens ranked above it already reach top_p; the first always stays
+        # (even for a top_p that rounds to 0 in the logits' dtype).
         drop_sorted = (cumulative - sorted_logits.softmax(-1)) >= top_p
+        drop_sorted[..., 0] = False
         drop = drop_sorted.scatter(-1, order, drop_sorted)
         logits = logits.masked_fill(drop, -math.inf)
     return logits
@@ -61,6 +65,8 @@ def generate(model: torch.nn.Module, prompt: list[int], max_new_tokens: int, tem
     """
     if not prompt:
         raise ValueError("the prompt needs at least one token")
+    if max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
     if temperature < 0 or not math.isfinite(temperature):
         raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
     if top_k is not None and top_k < 1:

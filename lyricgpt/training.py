@@ -36,7 +36,7 @@ class TrainConfig:
     n_layer: int = 4
     n_head: int = 4
     n_embd: int = 256
-    context_length: int = 256
+    context_length: int = 128
     dropout: float = 0.1
     bias: bool = True
     # optimisation; one optimiser step sees batch_size * grad_accum * world_size windows
@@ -49,11 +49,11 @@ class TrainConfig:
     beta2: float = 0.99
     grad_clip: float = 1.0
     warmup_steps: int = 100
-    schedule: str = "cosine"  # "cosine" or "wsd" (warmup, stable, then linear decay)
+    schedule: str = "wsd"  # "cosine" or "wsd" (warmup, stable, then linear decay)
     decay_fraction: float = 0.2  # wsd: the final share of training spent decaying
     # how long: whichever comes first; the schedule is planned for it
-    max_steps: int | None = 5000
-    max_minutes: float | None = None
+    max_steps: int | None = None
+    max_minutes: float | None = 60.0
     eval_interval: int = 250
     seed: int = 1337
     device: str = "auto"  # auto, cpu, cuda, mps
@@ -64,16 +64,31 @@ class TrainConfig:
 
 PRESETS: dict[str, dict] = {
     "tiny": dict(n_layer=2, n_head=2, n_embd=64, context_length=64, dropout=0.0, batch_size=32,
-                 lr=3e-3, warmup_steps=20, max_steps=300, eval_interval=100, sample_chars=200),
+                 lr=3e-3, warmup_steps=20, max_steps=300, max_minutes=None, eval_interval=100, sample_chars=200),
     "bundled": dict(),  # the dataclass defaults are the bundled model's recipe
     "gpt2-124m": dict(n_layer=12, n_head=12, n_embd=768, context_length=1024, dropout=0.1,
-                      batch_size=16, grad_accum=4, lr=6e-4, warmup_steps=500, max_steps=20000,
-                      eval_interval=500, weight_decay=0.1, beta2=0.95),
+                      batch_size=16, grad_accum=4, lr=6e-4, warmup_steps=500, max_steps=20000, max_minutes=None,
+                      eval_interval=500, weight_decay=0.1, beta2=0.95, schedule="cosine"),
 }
 
 
 class TrainingError(RuntimeError):
     """Something that stops training, with a message for the user."""
+
+
+# What a resumed run may change; anything else would make it a different run.
+RESUMABLE_CHANGES = ("out", "data", "max_steps", "max_minutes", "device", "eval_interval", "sample_chars")
+
+
+def resumed_config(state: dict, changes: dict) -> TrainConfig:
+    """The saved run's settings, with the ``changes`` a resume allows."""
+    saved = dict(state["train_config"])
+    fixed = sorted(k for k, v in changes.items() if k not in RESUMABLE_CHANGES and v != saved.get(k))
+    if fixed:
+        raise TrainingError("--resume continues the saved run, whose settings cannot change: "
+                            + ", ".join("--" + k.replace("_", "-") for k in fixed))
+    saved.update(changes)
+    return TrainConfig(**saved)
 
 
 # ----------------------------------------------------------------------------- schedule
@@ -199,16 +214,12 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.devic
 class Trainer:
     """Holds one run's state, so that it can be saved, resumed and evaluated in one place."""
 
-    def __init__(self, cfg: TrainConfig, rt: Runtime, resume: bool = False, stop_at_step: int | None = None):
+    def __init__(self, cfg: TrainConfig, rt: Runtime, state: dict | None = None,
+                 stop_at_step: int | None = None):
+        """``state``: a checkpoint to resume from (see ``resumed_config``)."""
         self.out = Path(cfg.out)
         self.rt = rt
         self.stop_at_step = stop_at_step
-        state = load_checkpoint(self.out / "ckpt_last.pt") if resume else None
-        if state is not None:
-            saved = state["train_config"]
-            for key in ("max_steps", "max_minutes", "device", "out"):  # the only things a resume may change
-                saved[key] = getattr(cfg, key)
-            cfg = TrainConfig(**saved)
         self.cfg = cfg
 
         text = read_corpus(cfg.data)
@@ -325,13 +336,13 @@ class Trainer:
                                  batch_size=64, autocast_dtype=self.rt.autocast_dtype)
         return nats / count
 
-    def shared_elapsed(self, local_elapsed: float) -> float:
-        """Rank 0's clock, so that every rank stops at the same step under a time budget."""
+    def sync_clock(self, local_elapsed: float, stop: bool) -> tuple[float, bool]:
+        """Rank 0's clock, and whether any rank was asked to stop, so that all ranks stop together."""
         if self.rt.world == 1:
-            return local_elapsed
-        t = torch.tensor([local_elapsed if self.rt.is_main else 0.0], dtype=torch.float64)
-        dist.all_reduce(t)  # gloo on CPU, so keep it there; it is one number per step
-        return float(t)
+            return local_elapsed, stop
+        t = torch.tensor([local_elapsed if self.rt.is_main else 0.0, float(stop)], device=self.rt.device)
+        dist.all_reduce(t)
+        return float(t[0]), bool(t[1] > 0)
 
     def done(self) -> bool:
         if self.stop_at_step is not None and self.step >= self.stop_at_step:
@@ -353,25 +364,29 @@ class Trainer:
         t_window, tokens_window = time.perf_counter(), self.tokens_seen
         clock = time.perf_counter() - self.elapsed_s
         self.model.train()
-        previous = signal.signal(signal.SIGTERM, _raise_interrupt) if rt.is_main else None
+        # Ctrl-C and `kill` ask the loop to stop after the current step, which then ends in a
+        # checkpoint. SIGINT is set explicitly because a shell starts background jobs with it ignored.
+        stop_requested = []
+        previous = {sig: signal.signal(sig, lambda *_: stop_requested.append(True))
+                    for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             while not self.done():
                 loss = self.train_step()
                 losses.append(loss)
-                self.elapsed_s = self.shared_elapsed(time.perf_counter() - clock)
+                self.elapsed_s, interrupted = self.sync_clock(time.perf_counter() - clock, bool(stop_requested))
                 window = time.perf_counter() - t_window
                 tok_s = (self.tokens_seen - tokens_window) / max(window, 1e-9)
                 bar.update(self.step, loss, tok_s, progress_of(cfg, self.step, self.elapsed_s), self.elapsed_s)
+                if interrupted:
+                    break
                 if self.step % cfg.eval_interval == 0 or self.done():
                     self._evaluate_and_checkpoint(sum(losses) / len(losses), tok_s, bar)
                     losses = []
                     t_window, tokens_window = time.perf_counter(), self.tokens_seen
-        except KeyboardInterrupt:
-            interrupted = True
         finally:
             bar.close()
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         if interrupted or (self.stop_at_step is not None and progress_of(cfg, self.step, self.elapsed_s) < 1.0):
             self.save("ckpt_last.pt")
             if rt.is_main:
@@ -445,10 +460,6 @@ class Trainer:
         print(f"model written to {folder}: validation {val_bpc:.4f} bits/char "
               f"after {self.tokens_seen:,} tokens", flush=True)
         return folder
-
-
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
 
 
 def read_metrics(path: Path) -> list[dict]:

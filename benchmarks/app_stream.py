@@ -1,0 +1,85 @@
+"""How much of the sampler's speed survives the trip through the web app.
+
+    python benchmarks/app_stream.py                      # the bundled model, 500 characters, 5 repeats
+    python benchmarks/app_stream.py --model DIR --chars 1000 --repeats 7
+
+Starts app.py, streams songs through gradio_client (with the colour view on and off), and in the
+same run times LyricModel.stream directly with the same settings and thread count. Prints medians:
+chars/s of each, the app/sampler ratio (goal: >= 70%), time to first character, updates received.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+import torch  # noqa: E402
+from gradio_client import Client  # noqa: E402
+
+from live_app import running_app  # noqa: E402
+from lyricgpt import load_model  # noqa: E402
+
+SEED_LINE = "I walked out in the morning rain"
+
+
+def time_sampler(lm, chars: int, seed: int) -> float:
+    start = time.perf_counter()
+    n = sum(1 for _ in lm.stream(SEED_LINE, chars, 0.8, seed=seed))
+    return n / (time.perf_counter() - start)
+
+
+def time_app(client: Client, chars: int, seed: int, colour: bool) -> tuple[float, float, int]:
+    """(chars/s from submit to the last update, seconds to the first character, updates received)"""
+    start = time.perf_counter()
+    job = client.submit(SEED_LINE, 0.8, chars, 0, 1.0, str(seed), colour, api_name="/generate")
+    first, updates, lyric = None, 0, ""
+    for lyric, _, _ in job:
+        updates += 1
+        first = first or time.perf_counter() - start
+    total = time.perf_counter() - start
+    new_chars = len(lyric) - len(SEED_LINE)
+    assert new_chars == chars, f"expected {chars} new characters, got {new_chars}"
+    return chars / total, first, updates
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default=str(ROOT / "assets" / "model"))
+    parser.add_argument("--chars", type=int, default=500)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+
+    threads = int(os.environ.get("LYRICGPT_THREADS", "1"))  # the app's default, so both sides match
+    torch.set_num_threads(threads)
+    lm = load_model(args.model)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": str(threads)}
+    results: dict[str, list] = {"sampler": [], "app, colours on": [], "app, colours off": []}
+    with running_app(env, LYRICGPT_MODEL=args.model) as app:
+        print(f"app started in {app.startup_s:.1f} s; model {args.model}; {threads} torch thread(s)")
+        client = Client(app.url, verbose=False)
+        time_app(client, 50, 0, True)  # warm-up: first-request costs are not streaming costs
+        for seed in range(1, args.repeats + 1):  # interleaved, so a busy machine slows all three alike
+            results["sampler"].append((time_sampler(lm, args.chars, seed), float("nan"), args.chars))
+            results["app, colours on"].append(time_app(client, args.chars, seed, True))
+            results["app, colours off"].append(time_app(client, args.chars, seed, False))
+
+    sampler_rate = statistics.median(r[0] for r in results["sampler"])
+    print(f"{args.chars} characters, median of {args.repeats}:")
+    for name, runs in results.items():
+        rate = statistics.median(r[0] for r in runs)
+        line = f"  {name:18s} {rate:8.0f} chars/s  ({rate / sampler_rate:4.0%} of the sampler)"
+        if name != "sampler":
+            line += (f"  first character after {statistics.median(r[1] for r in runs) * 1000:.0f} ms,"
+                     f" {statistics.median(r[2] for r in runs):.0f} updates")
+        print(line)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""Streaming speed of the KV-cached sampler against recomputing the whole window per character.
+
+    python benchmarks/sampler_speed.py                       # 4 layers, width 256, context 256
+    python benchmarks/sampler_speed.py --chars 300 --threads 1
+
+Prints, for each way, the median over the repeats of the streamed characters per second and the
+time to the first character, and the speedup of the cache, all measured in this one run. The
+weights are random: speed does not depend on what the model has learned. Goal: 5x or more.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from typing import Callable, Iterator
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import torch  # noqa: E402
+
+from lyricgpt import GPT, CharTokenizer, GPTConfig  # noqa: E402
+from lyricgpt.sampler import generate, make_generator  # noqa: E402
+
+CORPUS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", "lyrics.txt")
+
+
+@torch.inference_mode()
+def recompute_generate(model: GPT, prompt: list[int], max_new_tokens: int, temperature: float,
+                       seed: int) -> Iterator[int]:
+    """The sampler without a cache: every character runs the whole (cropped) window again."""
+    generator = make_generator(seed)
+    ids, context = list(prompt), model.config.context_length
+    for _ in range(max_new_tokens):
+        logits, _ = model(torch.tensor([ids[-context:]]))
+        probs = (logits[0, -1].float() / temperature).softmax(-1)
+        token = int(torch.multinomial(probs, 1, generator=generator))
+        ids.append(token)
+        yield token
+
+
+def cached(model: GPT, prompt: list[int], n: int, seed: int) -> Iterator[int]:
+    return (step.token for step in generate(model, prompt, n, temperature=1.0, seed=seed))
+
+
+def recomputed(model: GPT, prompt: list[int], n: int, seed: int) -> Iterator[int]:
+    return recompute_generate(model, prompt, n, temperature=1.0, seed=seed)
+
+
+def time_stream(stream: Iterator[int]) -> tuple[float, float, int]:
+    """Seconds to the first item, seconds to the last, and how many items came."""
+    start = time.perf_counter()
+    first, count = None, 0
+    for _ in stream:
+        count += 1
+        if first is None:
+            first = time.perf_counter() - start
+    return first or 0.0, time.perf_counter() - start, count
+
+
+def measure(way: Callable, model: GPT, prompt: list[int], n: int, repeats: int) -> tuple[float, float]:
+    """Median streamed characters per second and median time to the first character."""
+    time_stream(way(model, prompt, 10, seed=0))  # warm-up: first-call allocations and kernels
+    rates, firsts = [], []
+    for r in range(repeats):
+        first, total, count = time_stream(way(model, prompt, n, seed=r))
+        assert count == n
+        rates.append(n / total)
+        firsts.append(first)
+        print(f"  {way.__name__} run {r + 1}: {n / total:.1f} chars/s, first after {first * 1000:.1f} ms", flush=True)
+    return statistics.median(rates), statistics.median(firsts)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--chars", type=int, default=1000, help="new characters per stream")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--n-layer", type=int, default=4)
+    parser.add_argument("--n-embd", type=int, default=256)
+    parser.add_argument("--n-head", type=int, default=4)
+    parser.add_argument("--context-length", type=int, default=256)
+    parser.add_argument("--prompt-chars", type=int, default=64, help="seed text: this many corpus characters")
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    with open(CORPUS, encoding="utf-8") as f:
+        text = f.read()
+    tok = CharTokenizer.from_text(text)
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=tok.vocab_size, context_length=args.context_length, n_layer=args.n_layer,
+                          n_head=args.n_head, n_embd=args.n_embd)).eval()
+    prompt = tok.encode(text[:args.prompt_chars])
+
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs")
+    print(f"GPT {args.n_layer} layers x {args.n_embd} wide, {args.n_head} heads, context {args.context_length}, "
+          f"{model.num_params() / 1e6:.2f}M parameters; prompt {len(prompt)} chars, "
+          f"{args.chars} new chars, median of {args.repeats}")
+    results = {}
+    for name, way in (("kv cache", cached), ("recompute", recomputed)):
+        rate, first = measure(way, model, prompt, args.chars, args.repeats)
+        results[name] = rate
+        print(f"{name:>10}: {rate:8.1f} chars/s   first char after {first * 1000:7.1f} ms", flush=True)
+    print(f"   speedup: {results['kv cache'] / results['recompute']:.1f}x (goal: 5x or more)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,243 @@
+"""Serving lyrics to people: request checking, model loading with a fallback, and the song stream.
+
+This is everything the web app does apart from drawing the page, so that it can be tested
+without a browser and so that ``lyricgpt`` never needs gradio.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import math
+import re
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+from .hub import looks_like_repo_id
+from .lm import LyricModel, load_model
+
+log = logging.getLogger(__name__)
+
+MAX_LENGTH = 2000          # characters per song: bounds the work one request can ask for
+MAX_TEMPERATURE = 2.0      # above this the samples are noise
+MAX_SEED = 2**63 - 1
+TIME_LIMIT_S = 60.0        # a song that takes longer ends there, so one request cannot hold a worker
+STATUS_EVERY_S = 0.25      # the chars/s figure changes too fast to read when updated per character
+RANDOM_SEED_WORDS = {"", "random", "randomize", "randomise"}
+
+# Probability buckets for the colour view: (lowest probability, CSS class, legend text).
+PROB_BUCKETS = [
+    (0.9, "p4", "90% or more"),
+    (0.5, "p3", "50-90%"),
+    (0.2, "p2", "20-50%"),
+    (0.05, "p1", "5-20%"),
+    (0.0, "p0", "under 5%"),
+]
+PROB_CSS = """
+.song { white-space: pre-wrap; font-family: ui-monospace, monospace; line-height: 1.5; }
+.song span { color: #111; }
+.song .seed { color: inherit; opacity: 0.7; }
+.p4 { background: #c7ebc3; } .p3 { background: #e6f2b6; } .p2 { background: #fde9a8; }
+.p1 { background: #fcc99a; } .p0 { background: #f7a1a1; }
+.legend span { padding: 0 0.4em; margin-right: 0.3em; border-radius: 3px; }
+"""
+
+
+class InputError(ValueError):
+    """A request setting that cannot be used; the message is meant for the person who sent it."""
+
+
+@dataclass(frozen=True)
+class Request:
+    """A checked request. ``seed`` is always concrete, so every song can be written again."""
+
+    seed_line: str
+    length: int
+    temperature: float
+    top_k: int | None
+    top_p: float | None
+    seed: int
+
+
+def parse_request(seed_line: object, temperature: object, length: object, top_k: object = 0,
+                  top_p: object = 1.0, seed: object = "", vocab_size: int = 10_000) -> Request:
+    """Check every setting (API callers skip the sliders' limits); raise InputError saying what is wrong.
+
+    ``top_k=0`` and ``top_p=1`` mean "off"; a blank seed (or "randomize") draws a fresh one.
+    """
+    if seed_line is None:
+        seed_line = ""
+    if not isinstance(seed_line, str):
+        raise InputError(f"the seed line must be text, got {_show(seed_line)}")
+    temperature = _number(temperature, "temperature", 0.0, MAX_TEMPERATURE)
+    length = _whole(length, "length", 1, MAX_LENGTH)
+    top_k = _whole(top_k, "top-k", 0, vocab_size)
+    top_p = _number(top_p, "top-p", 0.0, 1.0)
+    if top_p == 0.0:
+        raise InputError("top-p must be above 0 (1 turns it off)")
+    return Request(seed_line, length, temperature, top_k or None, None if top_p == 1.0 else top_p,
+                   _seed(seed))
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _number(value: object, name: str, low: float, high: float) -> float:
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise InputError(f"{name} must be a number, got {_show(value)}") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InputError(f"{name} must be a number, got {_show(value)}")
+    if not (math.isfinite(value) and low <= value <= high):
+        raise InputError(f"{name} must be between {low:g} and {high:g}, got {value:g}")
+    return float(value)
+
+
+def _whole(value: object, name: str, low: int, high: int) -> int:
+    number = _number(value, name, low, high)
+    if number != int(number):
+        raise InputError(f"{name} must be a whole number, got {number:g}")
+    return int(number)
+
+
+def _seed(value: object) -> int:
+    if value is None or (isinstance(value, str) and value.strip().lower() in RANDOM_SEED_WORDS):
+        return secrets.randbelow(10**9)  # short enough to type back in
+    try:
+        return _whole(value, "seed", 0, MAX_SEED)
+    except InputError:
+        raise InputError(f"the seed must be a whole number from 0 to {MAX_SEED}, or blank for a new song; "
+                         f"got {_show(value)}") from None
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """The model being served, how to describe it to people, and why we fell back, if we did."""
+
+    lm: LyricModel
+    source: str
+    fallback_reason: str | None = None
+
+    def describe(self) -> str:
+        config = self.lm.model.config
+        params = sum(p.numel() for p in self.lm.model.parameters())
+        shape = (f"{config.n_layer} layers x {config.n_embd} wide" if hasattr(config, "n_layer") else "bigram")
+        text = (f"**Model:** {config.architecture.upper()} ({shape}, {config.context_length}-character context, "
+                f"{params / 1e6:.2f} M parameters) from {self.source}")
+        if self.fallback_reason:
+            text += f". Fell back to the bundled model because {self.fallback_reason}"
+        return text
+
+
+def load_for_serving(source: str | None, revision: str | None, bundled: Path, timeout: float) -> LoadedModel:
+    """Load ``source`` (Hub repo id or folder); on any failure log why and serve ``bundled`` instead.
+
+    A failure to load the bundled model itself is not caught: there is nothing left to serve.
+    """
+    if not source:
+        return LoadedModel(load_model(bundled), "the bundled model")
+    if Path(source).exists() or not looks_like_repo_id(source):  # the order load_model tries them in
+        where = f"folder {Path(source).name}"
+    else:
+        where = f"Hub repo {source}" + (f" at revision {revision}" if revision else "")
+    try:
+        lm = load_model(source, revision=revision, timeout=timeout)
+    except (ValueError, RuntimeError, OSError, MemoryError) as e:  # ModelError, WeightsError, HubError, ...
+        log.warning("could not load the model from %s (%s: %s); serving the bundled model %s instead",
+                    source, type(e).__name__, e, bundled)
+        reason = public_message(f"{where} could not be loaded: {e}")
+        return LoadedModel(load_model(bundled), "the bundled model", reason)
+    log.info("serving the model from %s", source)
+    return LoadedModel(lm, where)
+
+
+_ABSOLUTE_PATH = re.compile(r"(?<![\w:/.])(?:/[^\s/'\"]+)+/([^\s/'\"]+)")
+
+
+def public_message(text: str) -> str:
+    """A message fit for the page: absolute server paths shortened to their last part."""
+    return _ABSOLUTE_PATH.sub(r"\1", text)
+
+
+@dataclass(frozen=True)
+class Update:
+    """One step of a song in the making, ready to show."""
+
+    lyric: str     # the seed line as the model read it, then the new characters so far
+    colours: str   # the same as HTML, each new character coloured by its probability ("" when off)
+    status: str
+
+
+def seed_notes(lm: LyricModel, seed_line: str) -> list[str]:
+    """What the model will not read of a seed line, in words for its writer."""
+    notes = []
+    full = lm.tokenizer.encode_with_report(seed_line)
+    if full.dropped:
+        listed = ", ".join(f"{c!r} x{n}" for c, n in sorted(full.dropped.items(), key=lambda kv: -kv[1])[:10])
+        notes.append(f"left out {full.dropped_count} character(s) the model does not know: {listed}")
+    if len(full.ids) > lm.context_length:
+        notes.append(f"the seed line is longer than the model's {lm.context_length}-character window; "
+                     f"it reads only the last {lm.context_length} characters")
+    return notes
+
+
+def prob_class(prob: float) -> str:
+    return next(cls for low, cls, _ in PROB_BUCKETS if prob >= low)
+
+
+def coloured(char: str, prob: float) -> str:
+    return f'<span class="{prob_class(prob)}" title="{prob:.0%}">{html.escape(char)}</span>'
+
+
+def legend() -> str:
+    spans = "".join(f'<span class="{cls}">{text}</span>' for _, cls, text in PROB_BUCKETS)
+    return f'<div class="legend">How likely the model found each character: {spans}</div>'
+
+
+def stream_song(lm: LyricModel, request: Request, colour: bool = True, stop: threading.Event | None = None,
+                clock: Callable[[], float] = time.monotonic) -> Iterator[Update]:
+    """Yield an Update per new character: exactly ``request.length`` of them, unless ``stop`` is set or
+    the time limit passes first (the last Update then says so). Sampling happens inside this
+    generator, so closing it also stops the work at once."""
+    prompt = lm.read_prompt(request.seed_line)
+    lyric = prompt.text
+    colours = f'<span class="seed">{html.escape(prompt.text)}</span>' if colour else ""
+    notes = seed_notes(lm, request.seed_line)
+    start = last_status = clock()
+    chars = lm.stream_with_probs(request.seed_line, request.length, request.temperature,
+                                 request.top_k, request.top_p, request.seed)
+    for n, (char, prob) in enumerate(chars, start=1):
+        lyric += char
+        if colour:
+            colours += coloured(char, prob)
+        now = clock()
+        early_end = _early_end(now - start, stop)
+        if early_end:
+            notes.append(early_end)
+        if early_end or n in (1, request.length) or now - last_status >= STATUS_EVERY_S:
+            status, last_status = _status(n, request, n / max(now - start, 1e-9), notes), now
+        yield Update(lyric, colours, status)
+        if early_end:
+            return
+
+
+def _early_end(elapsed: float, stop: threading.Event | None) -> str | None:
+    if stop is not None and stop.is_set():
+        return "stopped"
+    if elapsed > TIME_LIMIT_S:
+        return f"stopped at the {TIME_LIMIT_S:g} s time limit"
+    return None
+
+
+def _status(done: int, request: Request, rate: float, notes: list[str]) -> str:
+    text = f"{done} of {request.length} characters at {rate:,.0f} chars/s"
+    text += f" · temperature {request.temperature:g} · seed {request.seed}"
+    return text + "".join(f" · {note}" for note in notes)

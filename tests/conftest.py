@@ -1,0 +1,56 @@
+"""Shared fixtures: small real models and the default corpus, built once per test session."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "assets" / "lyrics.txt"
+BUNDLED_MODEL = ROOT / "assets" / "model"
+
+# Two test processes on two cores must not each spin two OpenMP threads.
+torch.set_num_threads(1)
+# Nothing a test does may touch the user's Hugging Face cache or token. Set before any test
+# imports huggingface_hub, which reads these at import time.
+os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="lyricgpt-test-hf-home-")
+os.environ.pop("HF_TOKEN", None)
+
+
+@pytest.fixture(scope="session")
+def corpus_text() -> str:
+    return CORPUS.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def tiny_lm(corpus_text):
+    """An untrained (random) 2-layer GPT with the corpus's tokenizer."""
+    from lyricgpt import CharTokenizer, GPT, GPTConfig, LyricModel
+
+    tok = CharTokenizer.from_text(corpus_text)
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=tok.vocab_size, context_length=32, n_layer=2, n_head=2, n_embd=32))
+    return LyricModel(model, tok, source="tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tiny_lm, tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("tiny-model")
+    tiny_lm.save(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")  # session-wide so that module-scoped servers can use it
+def subprocess_env() -> dict[str, str]:
+    """Environment for child processes: the repo importable, one thread each, no real Hub.
+    Shared by every test: copy it ({**subprocess_env, ...}) before changing anything."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env["OMP_NUM_THREADS"] = "1"
+    env["HF_HUB_DISABLE_TELEMETRY"] = "1"
+    env.pop("HF_TOKEN", None)
+    return env

@@ -1,0 +1,167 @@
+"""app.py's /generate API, driven with gradio_client against a real server process.
+
+Pins: one public endpoint with the documented parameters; the lyric streams character by character
+and equals what the sampler writes in-process with the same settings; every bad setting gets a
+message (no traceback, no server path) and the app keeps serving; concurrent streams all finish;
+the default (bundled) model is served when LYRICGPT_MODEL is unset.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import httpx
+import pytest
+from gradio_client import Client
+from gradio_client.exceptions import AppError
+
+from conftest import BUNDLED_MODEL, ROOT
+from live_app import running_app
+from lyricgpt import load_model
+
+SEED_LINE = "Hello darkness, my old friend"
+
+
+@pytest.fixture(scope="module")
+def app(subprocess_env, tiny_model_dir):
+    with running_app(subprocess_env, LYRICGPT_MODEL=str(tiny_model_dir)) as app:
+        yield app
+
+
+@pytest.fixture(scope="module")
+def client(app) -> Client:
+    return Client(app.url, verbose=False)
+
+
+def stream(client: Client, *args, **kwargs) -> list[tuple[str, str, str]]:
+    """Every update of one /generate call: (lyric, colour HTML, status)."""
+    return [tuple(update) for update in client.submit(*args, **kwargs, api_name="/generate")]
+
+
+def reference(lm, seed_line: str, length: int, temperature: float, top_k=None, top_p=None, seed=None) -> str:
+    """What the app must answer: the seed line as the model reads it, then the sampler's characters."""
+    return lm.read_prompt(seed_line).text + "".join(lm.stream(seed_line, length, temperature, top_k, top_p, seed))
+
+
+def test_one_public_endpoint_with_the_settings_as_parameters(client):
+    api = client.view_api(print_info=False, return_format="dict")
+    assert list(api["named_endpoints"]) == ["/generate"] and not api["unnamed_endpoints"]
+    params = api["named_endpoints"]["/generate"]["parameters"]
+    assert [p["parameter_name"] for p in params[:3]] == ["seed_line", "temperature", "length"]
+    assert all(p["parameter_has_default"] for p in params[3:])
+
+
+def test_lyric_streams_character_by_character_as_the_sampler_writes_it(client, tiny_lm):
+    lyrics = [lyric for lyric, _, _ in stream(client, SEED_LINE, 1.0, 150, seed="9")]
+    assert len(lyrics) >= 50  # one update per character, give or take the transport
+    assert all(later.startswith(earlier) and len(later) > len(earlier) for earlier, later in zip(lyrics, lyrics[1:]))
+    assert lyrics[-1] == reference(tiny_lm, SEED_LINE, 150, 1.0, seed=9)
+
+
+@pytest.mark.parametrize("temperature, length, top_k, top_p, seed", [
+    (0.0, 1, 0, 1.0, 0), (0.7, 37, 0, 1.0, 12345), (1.3, 300, 5, 1.0, 1), (1.0, 120, 0, 0.8, 2**40),
+    (2.0, 64, 10, 0.5, 99)])
+def test_settings_are_respected(client, tiny_lm, temperature, length, top_k, top_p, seed):
+    lyric, _, status = stream(client, SEED_LINE, temperature, length, top_k, top_p, str(seed))[-1]
+    assert lyric == reference(tiny_lm, SEED_LINE, length, temperature, top_k or None,
+                              None if top_p == 1.0 else top_p, seed)
+    assert status.startswith(f"{length} of {length} characters") and f"seed {seed}" in status
+
+
+def test_greedy_ignores_the_seed_and_seeds_reproduce(client, tiny_lm):
+    def song(temperature, seed):
+        return client.predict(SEED_LINE, temperature, 80, seed=seed, api_name="/generate")[0]
+
+    assert song(0, "1") == song(0, "randomize") == reference(tiny_lm, SEED_LINE, 80, 0.0)
+    assert song(1.0, "5") == song(1.0, "5") != song(1.0, "6")
+    assert song(1.0, "") != song(1.0, "")  # a blank seed writes a new song (equal: odds ~66^-80)
+
+
+def test_worst_seed_lines(client, tiny_lm):
+    lyric, _, _ = stream(client, "", 0.8, 25)[-1]
+    assert len(lyric) == 25
+    huge = "na " * 33_334  # 100,002 characters
+    lyric, _, status = stream(client, huge, 0.8, 10)[-1]
+    assert lyric[:-10] == tiny_lm.read_prompt(huge).text and len(lyric) == tiny_lm.context_length + 10
+    assert f"last {tiny_lm.context_length} characters" in status
+    lyric, _, status = stream(client, "caf\u00e9 \U0001f3b5", 0.8, 10)[-1]
+    assert lyric.startswith("cafe ") and "does not know" in status and "\U0001f3b5" in status
+
+
+@pytest.mark.parametrize("args, kwargs, message", [
+    ((SEED_LINE, 0.8, 0), {}, "length must be between 1 and 2000, got 0"),
+    ((SEED_LINE, 0.8, -5), {}, "length must be between 1 and 2000, got -5"),
+    ((SEED_LINE, 0.8, 2.5), {}, "length must be a whole number, got 2.5"),
+    ((SEED_LINE, 0.8, 10**9), {}, "length must be between 1 and 2000, got 1e+09"),
+    ((SEED_LINE, -1, 10), {}, "temperature must be between 0 and 2, got -1"),
+    ((SEED_LINE, 1e300, 10), {}, "temperature must be between 0 and 2, got 1e+300"),
+    ((SEED_LINE, 0.8, 10), {"top_k": -1}, "top-k must be between 0 and"),
+    ((SEED_LINE, 0.8, 10), {"top_k": 10**6}, "top-k must be between 0 and"),
+    ((SEED_LINE, 0.8, 10), {"top_p": 0}, "top-p must be above 0"),
+    ((SEED_LINE, 0.8, 10), {"top_p": 1.5}, "top-p must be between 0 and 1"),
+    ((SEED_LINE, 0.8, 10), {"seed": "twelve"}, "the seed must be a whole number"),
+    ((SEED_LINE, 0.8, 10), {"seed": "-3"}, "the seed must be a whole number"),
+    ((SEED_LINE, "warm", 10), {}, "temperature must be a number"),
+    ((["not", "text"], 0.8, 10), {}, "the seed line must be text"),
+])
+def test_bad_settings_get_a_message_and_the_app_keeps_serving(client, args, kwargs, message):
+    with pytest.raises(AppError) as e:
+        client.predict(*args, **kwargs, api_name="/generate")
+    assert message in str(e.value)
+    assert "Traceback" not in str(e.value) and str(ROOT) not in str(e.value)
+    assert len(client.predict(SEED_LINE, 0.8, 5, api_name="/generate")[0]) == len(SEED_LINE) + 5
+
+
+def raw_generate(url: str, body: str) -> tuple[str, object]:
+    """Call /generate with a hand-written JSON body (gradio_client refuses to send NaN);
+    return the last server-sent event's name and data."""
+    posted = httpx.post(f"{url}/gradio_api/call/generate", content=body,
+                        headers={"Content-Type": "application/json"}, timeout=30)
+    posted.raise_for_status()
+    with httpx.stream("GET", f"{url}/gradio_api/call/generate/{posted.json()['event_id']}", timeout=30) as events:
+        lines = events.read().decode().splitlines()
+    event = [line[len("event: "):] for line in lines if line.startswith("event: ")][-1]
+    data = [line[len("data: "):] for line in lines if line.startswith("data: ")][-1]
+    return event, json.loads(data)
+
+
+@pytest.mark.parametrize("position, name", [(1, "temperature"), (2, "length"), (3, "top-k"), (4, "top-p"),
+                                            (5, "seed")])
+@pytest.mark.parametrize("value", ["NaN", "Infinity"])
+def test_nan_and_infinity_get_a_message(app, position, name, value):
+    settings = ['"hi"', "0.8", "10", "0", "1.0", '""', "true"]
+    settings[position] = value
+    event, data = raw_generate(app.url, '{"data": [%s]}' % ", ".join(settings))
+    assert event == "error" and name in data["error"]
+    assert ("got nan" if value == "NaN" else "got inf") in data["error"]
+
+
+def test_four_concurrent_streams_all_complete(client, tiny_lm):
+    lengths, results = [100, 170, 240, 300], {}
+
+    def one(i: int) -> None:
+        results[i] = stream(Client(client.src, verbose=False), SEED_LINE, 1.0, lengths[i], seed=str(i))
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    for i, length in enumerate(lengths):
+        assert results[i][-1][0] == reference(tiny_lm, SEED_LINE, length, 1.0, seed=i)
+        assert len(results[i]) >= length // 3  # each one streamed, not just delivered at the end
+
+
+def test_page_names_the_model_without_server_paths(app, tiny_model_dir):
+    config = httpx.get(f"{app.url}/config", timeout=10).text
+    assert f"from folder {tiny_model_dir.name}" in config
+    assert str(tiny_model_dir.parent) not in config and str(ROOT) not in config
+
+
+def test_the_bundled_model_is_the_default(subprocess_env):
+    bundled = load_model(BUNDLED_MODEL)
+    with running_app(subprocess_env) as app:
+        assert "from the bundled model" in httpx.get(f"{app.url}/config", timeout=10).text
+        lyric = Client(app.url, verbose=False).predict(SEED_LINE, 0, 40, api_name="/generate")[0]
+    assert lyric == reference(bundled, SEED_LINE, 40, 0.0)

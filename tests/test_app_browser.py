@@ -1,0 +1,146 @@
+"""The lyrics studio in a real browser (Chromium driven by Playwright): type a seed line, move the
+sliders, watch the song grow, stop it, and check that it stopped and the app still writes.
+
+Run as a script to take the README's screenshot of the page mid-song:
+    python tests/test_app_browser.py docs/screenshot.png      # LYRICGPT_MODEL picks another model
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from live_app import ROOT, running_app  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+LYRICS = "#lyrics textarea"
+
+
+@contextmanager
+def chromium_page(url: str):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 960})
+            page.set_default_timeout(30_000)
+            page.goto(url)
+            page.wait_for_selector(LYRICS)
+            yield page
+        finally:
+            browser.close()
+
+
+def set_number(page, elem_id: str, value: float) -> None:
+    """Type into a slider's number box, as a person who knows the value they want does."""
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.fill(str(value))
+    box.press("Enter")
+
+
+def watch_growth(page, distinct: int, timeout: float = 30.0) -> list[str]:
+    """Poll the lyrics box until it has shown ``distinct`` different values."""
+    seen = [page.input_value(LYRICS)]
+    deadline = time.monotonic() + timeout
+    while len(seen) < distinct and time.monotonic() < deadline:
+        page.wait_for_timeout(30)
+        value = page.input_value(LYRICS)
+        if value != seen[-1]:
+            seen.append(value)
+    return seen
+
+
+@pytest.fixture(scope="module")
+def slow_model_dir(tiny_lm, tmp_path_factory) -> Path:
+    """A model wide and deep enough that a 2000-character song takes many seconds: time to press Stop."""
+    from lyricgpt import GPT, GPTConfig, LyricModel
+
+    torch.manual_seed(0)
+    config = GPTConfig(vocab_size=tiny_lm.tokenizer.vocab_size, context_length=256, n_layer=8, n_head=4, n_embd=256)
+    folder = tmp_path_factory.mktemp("slow-model")
+    LyricModel(GPT(config), tiny_lm.tokenizer).save(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def app(subprocess_env, slow_model_dir):
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    with running_app(subprocess_env, LYRICGPT_MODEL=str(slow_model_dir)) as app:
+        yield app
+
+
+@pytest.fixture(scope="module")
+def page(app):
+    with chromium_page(app.url) as page:
+        yield page
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_type_generate_watch_it_grow_and_stop(app, page):
+    seed_line = "Stop me if you can"
+    page.fill("#seed-line textarea", seed_line)
+    slider = page.locator("#temperature input[type=range]")
+    slider.focus()
+    for _ in range(4):
+        slider.press("ArrowLeft")  # 0.8 -> 0.6 in steps of 0.05
+    set_number(page, "length", 2000)
+    page.click("#generate")
+
+    seen = watch_growth(page, distinct=6)
+    assert len(seen) == 6, f"the lyrics box showed only {seen}"
+    assert all(later.startswith(earlier) for earlier, later in zip(seen[1:], seen[2:]))
+    assert seen[-1].startswith(seed_line)
+
+    page.click("#stop")
+    page.wait_for_function("document.querySelector('#song-status').innerText.endsWith(' · stopped')")
+    lyric, cpu_before = page.input_value(LYRICS), cpu_seconds(app.process.pid)
+    page.wait_for_timeout(1500)  # what must be shown is that nothing happens: there is no event to wait on
+    assert page.input_value(LYRICS) == lyric, "the song kept growing after Stop"
+    assert cpu_seconds(app.process.pid) - cpu_before < 0.5, "the server kept working after Stop"
+    new_chars = len(lyric) - len(seed_line)
+    assert 0 < new_chars < 2000
+
+    status = page.inner_text("#song-status")
+    assert re.fullmatch(rf"{new_chars} of 2000 characters at .* · temperature 0\.6 · seed \d+ · stopped", status)
+    assert page.locator("#colours .song span:not(.seed)").count() == new_chars  # one coloured span each
+
+
+def test_after_stop_the_app_writes_again_and_colours_can_be_hidden(page):
+    set_number(page, "length", 30)
+    page.click("#colour input")  # off
+    page.click("#generate")
+    page.wait_for_function("document.querySelector('#song-status').innerText.startsWith('30 of 30 characters')")
+    assert not page.locator("#colours").is_visible()
+    assert len(page.input_value(LYRICS)) == len("Stop me if you can") + 30
+
+
+def take_screenshot(path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    with running_app(env) as app, chromium_page(app.url) as page:
+        page.fill("#seed-line textarea", "Down by the river where the old mill stands")
+        set_number(page, "length", 600)
+        page.click("#generate")
+        page.wait_for_function("document.querySelector('#lyrics textarea').value.length > 330")
+        page.screenshot(path=str(path), full_page=True)
+        page.click("#stop")
+
+
+if __name__ == "__main__":
+    take_screenshot(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs" / "screenshot.png")

@@ -1,0 +1,236 @@
+"""lyricgpt.serving: every request setting checked with a clear message, the song stream pinned against
+the sampler itself, the colour view's HTML, and model loading that falls back instead of failing."""
+
+from __future__ import annotations
+
+import html
+import logging
+import math
+import shutil
+import threading
+import time
+from html.parser import HTMLParser
+
+import pytest
+
+from hub_server import StandInHub, point_client_at, refused_url
+from lyricgpt import serving
+from lyricgpt.serving import (MAX_LENGTH, MAX_SEED, MAX_TEMPERATURE, InputError, Request, load_for_serving,
+                              parse_request, prob_class, public_message, seed_notes, stream_song)
+
+
+def request(**changes) -> Request:
+    values = dict(seed_line="I walked out", temperature=0.8, length=40, top_k=0, top_p=1.0, seed=7)
+    values.update(changes)
+    return parse_request(**values, vocab_size=66)
+
+
+# --- checking requests -------------------------------------------------------------------------
+
+def test_valid_settings_are_parsed_and_off_values_mean_off():
+    r = request(length=300.0, temperature="0.5", top_k=5, top_p=0.9, seed=" 42 ")
+    assert r == Request("I walked out", 300, 0.5, 5, 0.9, 42)
+    r = request(top_k=0, top_p=1, seed=0)
+    assert (r.top_k, r.top_p, r.seed) == (None, None, 0)
+    assert request(seed_line=None).seed_line == ""
+
+
+@pytest.mark.parametrize("changes", [
+    dict(length=1), dict(length=MAX_LENGTH), dict(temperature=0), dict(temperature=MAX_TEMPERATURE),
+    dict(top_k=66), dict(top_p=0.01), dict(seed=MAX_SEED), dict(seed_line="x" * 100_000)])
+def test_limits_themselves_are_accepted(changes):
+    request(**changes)
+
+
+@pytest.mark.parametrize("blank", ["", "  ", "randomize", "Randomize", "random", None])
+def test_blank_seed_draws_a_fresh_one_each_time(blank):
+    seeds = {request(seed=blank).seed for _ in range(5)}
+    assert len(seeds) > 1 and all(0 <= s < 10**9 for s in seeds)
+
+
+@pytest.mark.parametrize("name, value", [
+    ("length", 0), ("length", -1), ("length", 2.5), ("length", 10**9), ("length", MAX_LENGTH + 1),
+    ("length", math.nan), ("length", math.inf), ("length", "many"), ("length", True), ("length", None),
+    ("temperature", -0.1), ("temperature", MAX_TEMPERATURE + 0.01), ("temperature", 1e308),
+    ("temperature", math.nan), ("temperature", -math.inf), ("temperature", "hot"), ("temperature", [1]),
+    ("top_k", -1), ("top_k", 67), ("top_k", 1.5), ("top_k", math.nan),
+    ("top_p", 0), ("top_p", -0.5), ("top_p", 1.01), ("top_p", math.nan),
+    ("seed", -1), ("seed", MAX_SEED + 1), ("seed", 1.5), ("seed", "abc"), ("seed", math.nan), ("seed", [3]),
+    ("seed_line", 5), ("seed_line", ["a"]),
+])
+def test_bad_settings_are_refused_with_a_message_naming_them(name, value):
+    with pytest.raises(InputError) as e:
+        request(**{name: value})
+    message = str(e.value)
+    assert name.replace("_", "-").replace("seed-line", "seed line") in message
+    assert len(message) < 200
+
+
+# --- the song stream ---------------------------------------------------------------------------
+
+class SpanReader(HTMLParser):
+    """Collects (class, text) of each span: what a browser shows of the colour view."""
+
+    def __init__(self):
+        super().__init__()
+        self.spans: list[list[str]] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "span":
+            self.spans.append([dict(attrs)["class"], ""])
+
+    def handle_data(self, data):
+        self.spans[-1][1] += data
+
+
+def test_stream_is_the_sampler_character_by_character(tiny_lm):
+    r = request(seed_line="Hello darkness", length=60, temperature=1.0, top_k=20, top_p=0.95, seed=3)
+    updates = list(stream_song(tiny_lm, r))
+    expected = "".join(tiny_lm.stream(r.seed_line, 60, 1.0, 20, 0.95, 3))
+    prompt = tiny_lm.read_prompt(r.seed_line).text
+    assert [u.lyric for u in updates] == [prompt + expected[:i] for i in range(1, 61)]
+    assert updates[-1].status.startswith("60 of 60 characters at ") and "seed 3" in updates[-1].status
+
+
+def test_colour_view_shows_each_new_character_with_its_probability_class(tiny_lm):
+    seed_line = 'a "quoted" & <odd> line'
+    r = request(seed_line=seed_line, length=80, temperature=1.5, seed=11)
+    last = list(stream_song(tiny_lm, r))[-1]
+    reader = SpanReader()
+    reader.feed(last.colours)
+    (seed_class, seed_text), *new = reader.spans
+    assert (seed_class, seed_text) == ("seed", tiny_lm.read_prompt(seed_line).text)
+    probs = list(tiny_lm.stream_with_probs(seed_line, 80, 1.5, seed=11))
+    assert new == [[prob_class(p), c] for c, p in probs]
+    assert "".join(text for _, text in reader.spans) == last.lyric  # escaped, so nothing lost or injected
+
+
+def test_colour_view_can_be_switched_off(tiny_lm):
+    assert {u.colours for u in stream_song(tiny_lm, request(length=10), colour=False)} == {""}
+
+
+@pytest.mark.parametrize("prob, cls", [(1.0, "p4"), (0.9, "p4"), (0.899, "p3"), (0.5, "p3"), (0.2, "p2"),
+                                       (0.05, "p1"), (0.0499, "p0"), (0.0, "p0")])
+def test_probability_buckets(prob, cls):
+    assert prob_class(prob) == cls
+    assert serving.coloured("<", prob) == f'<span class="{cls}" title="{prob:.0%}">{html.escape("<")}</span>'
+
+
+def test_greedy_is_deterministic_and_seeds_reproduce(tiny_lm):
+    def song(**changes):
+        return list(stream_song(tiny_lm, request(length=50, **changes)))[-1].lyric
+
+    assert song(temperature=0, seed=1) == song(temperature=0, seed=2)
+    assert song(temperature=1, seed=5) == song(temperature=1, seed=5)
+    assert song(temperature=1, seed=5) != song(temperature=1, seed=6)
+
+
+def test_what_the_model_cannot_read_is_reported(tiny_lm):
+    assert seed_notes(tiny_lm, "plain words") == []
+    unknown = seed_notes(tiny_lm, "caf\u00e9 \U0001f3b5\U0001f3b5 \u2603")  # the accent folds; the rest cannot
+    assert len(unknown) == 1 and "3 character(s)" in unknown[0] and "'\U0001f3b5' x2" in unknown[0]
+    long_line = seed_notes(tiny_lm, "la " * 40_000)
+    assert len(long_line) == 1 and f"last {tiny_lm.context_length} characters" in long_line[0]
+    r = request(seed_line="\U0001f3b5 " + "la " * 40_000, length=5)
+    last = list(stream_song(tiny_lm, r))[-1]
+    assert last.lyric[:-5] == tiny_lm.read_prompt(r.seed_line).text
+    assert len(last.lyric) == tiny_lm.context_length + 5
+    assert "does not know" in last.status and "window" in last.status
+
+
+def test_stop_switch_ends_the_song_after_the_character_in_hand(tiny_lm):
+    switch = threading.Event()
+    updates = []
+    for update in stream_song(tiny_lm, request(length=500), stop=switch):
+        updates.append(update)
+        if len(updates) == 5:
+            switch.set()
+    assert len(updates) == 6 and updates[-1].status.startswith("6 of 500 characters")
+    assert updates[-1].status.endswith(" · stopped")
+
+
+def test_time_limit_ends_a_song_early_and_says_so(tiny_lm):
+    ticks = iter(range(0, 10**6, 7))  # a clock that moves 7 s per reading
+    updates = list(stream_song(tiny_lm, request(length=500), clock=lambda: float(next(ticks))))
+    assert 1 <= len(updates) < 500
+    assert "time limit" in updates[-1].status
+
+
+# --- loading the model -------------------------------------------------------------------------
+
+def test_default_is_the_bundled_model(tiny_model_dir):
+    served = load_for_serving(None, None, tiny_model_dir, timeout=2)
+    assert served.fallback_reason is None and "from the bundled model" in served.describe()
+
+
+def test_a_model_folder_is_served(tiny_model_dir, tmp_path):
+    folder = tmp_path / "my-model"
+    shutil.copytree(tiny_model_dir, folder)
+    served = load_for_serving(str(folder), None, tmp_path / "no-bundled-model", timeout=2)
+    assert served.fallback_reason is None and served.describe().endswith("from folder my-model")
+
+
+def broken_copies(tiny_model_dir, tmp_path):
+    corrupted = tmp_path / "corrupted"
+    shutil.copytree(tiny_model_dir, corrupted)
+    weights = bytearray((corrupted / "model.safetensors").read_bytes())
+    weights[-100] ^= 0xFF
+    (corrupted / "model.safetensors").write_bytes(bytes(weights))
+    bad_config = tmp_path / "bad-config"
+    shutil.copytree(tiny_model_dir, bad_config)
+    (bad_config / "config.json").write_text('{"architecture": "gpt", "n_layer": "two"')
+    missing = tmp_path / "missing"
+    missing.mkdir()
+    return [(corrupted, "corrupted"), (bad_config, "not valid JSON"), (missing, "no config.json"),
+            (tmp_path / "no-such-folder", "neither a model folder nor a Hub repo id")]
+
+
+def test_a_broken_model_falls_back_to_the_bundled_one_and_logs_why(tiny_model_dir, tmp_path, caplog):
+    for folder, reason in broken_copies(tiny_model_dir, tmp_path):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="lyricgpt.serving"):
+            served = load_for_serving(str(folder), None, tiny_model_dir, timeout=2)
+        assert served.source == "the bundled model"
+        assert reason in served.fallback_reason and "Fell back to the bundled model" in served.describe()
+        assert str(tmp_path) not in served.describe()  # the page gets no server paths ...
+        assert reason in caplog.text and str(folder) in caplog.text  # ... the log gets everything
+
+
+def test_a_broken_bundled_model_is_not_hidden(tmp_path):
+    with pytest.raises(ValueError, match="neither a model folder"):
+        load_for_serving(None, None, tmp_path / "gone", timeout=2)
+
+
+def test_public_message_shortens_server_paths_only():
+    assert public_message("/srv/app/models/x/config.json is bad") == "config.json is bad"
+    kept = "downloading user/repo: http://127.0.0.1:8000/api/models/user/repo failed"
+    assert public_message(kept) == kept
+
+
+# --- the Hub, in process (the app-level checks are in test_app_hub.py) ---------------------------
+
+def test_a_hub_repo_is_served_and_a_failing_or_silent_hub_is_given_up_on_in_time(tiny_model_dir, tmp_path, monkeypatch):
+    with StandInHub() as hub:
+        hub.add_model("singer/tiny", tiny_model_dir)
+        point_client_at(monkeypatch, hub.url, tmp_path / "home")
+        served = load_for_serving("singer/tiny", None, tmp_path / "no-bundled-model", timeout=10)
+        assert served.fallback_reason is None and served.describe().endswith("from Hub repo singer/tiny")
+
+        hub.mode = "error"
+        served = load_for_serving("singer/other", None, tiny_model_dir, timeout=10)
+        assert served.source == "the bundled model" and "HTTP 500" in served.fallback_reason
+
+        hub.mode = "hang"
+        start = time.monotonic()
+        served = load_for_serving("singer/other", "main", tiny_model_dir, timeout=1)
+        assert time.monotonic() - start < 5
+        assert "did not answer within 1 s" in served.fallback_reason
+        assert "Hub repo singer/other at revision main could not be loaded" in served.fallback_reason
+
+
+def test_a_refused_connection_falls_back_at_once(tiny_model_dir, tmp_path, monkeypatch):
+    point_client_at(monkeypatch, refused_url(), tmp_path / "home")
+    start = time.monotonic()
+    served = load_for_serving("singer/tiny", None, tiny_model_dir, timeout=10)
+    assert time.monotonic() - start < 5
+    assert served.source == "the bundled model" and "singer/tiny" in served.fallback_reason
