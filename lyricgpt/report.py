@@ -34,6 +34,7 @@ def write_model_card(path: Path, info: dict) -> None:
     cfg = info["train_config"]
     data = info["data"]
     plot = "![Loss curve](loss.png)\n\n" if info["has_plot"] else ""
+    samples = "\n".join(_sample_block(seed, text) for seed, text in info["samples"].items())
     card = f"""---
 library_name: pytorch
 license: mit
@@ -75,12 +76,14 @@ LyricGPT's `train.py`. Load it with `lyricgpt.load_model("<this folder or repo>"
 {json.dumps({"model": info['model_config'], "training": cfg}, indent=2)}
 ```
 
-## A sample
+## Samples
 
-Unconditional, temperature 0.8, seed {cfg['seed']}:
+Temperature 0.8, seed {cfg['seed']}, {cfg['sample_chars']} new characters after each seed line:
 
-```
-{info['sample']}
-```
-"""
+{samples}"""
     path.write_text(card, encoding="utf-8")
+
+
+def _sample_block(seed_line: str, text: str) -> str:
+    title = f'After "{seed_line}"' if seed_line else "Unconditional"
+    return f"{title}:\n\n```\n{seed_line}{text}\n```\n"

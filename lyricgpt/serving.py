@@ -73,10 +73,10 @@ def parse_request(seed_line: object, temperature: object, length: object, top_k:
         seed_line = ""
     if not isinstance(seed_line, str):
         raise InputError(f"the seed line must be text, got {_show(seed_line)}")
-    temperature = _number(temperature, "temperature", 0.0, MAX_TEMPERATURE)
+    temperature = float(_number(temperature, "temperature", 0.0, MAX_TEMPERATURE))
     length = _whole(length, "length", 1, MAX_LENGTH)
     top_k = _whole(top_k, "top-k", 0, vocab_size)
-    top_p = _number(top_p, "top-p", 0.0, 1.0)
+    top_p = float(_number(top_p, "top-p", 0.0, 1.0))
     if top_p == 0.0:
         raise InputError("top-p must be above 0 (1 turns it off)")
     return Request(seed_line, length, temperature, top_k or None, None if top_p == 1.0 else top_p,
@@ -84,28 +84,35 @@ def parse_request(seed_line: object, temperature: object, length: object, top_k:
 
 
 def _show(value: object) -> str:
-    text = repr(value)
+    text = f"{value:g}" if isinstance(value, float) else repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _number(value: object, name: str, low: float, high: float) -> float:
+def _number(value: object, name: str, low: float, high: float) -> int | float:
+    """``value`` if it is a number in [low, high]; an int stays an int, so a long seed keeps every digit."""
     if isinstance(value, str):
+        text = value.strip()
         try:
-            value = float(value.strip())
+            value = int(text)
         except ValueError:
-            raise InputError(f"{name} must be a number, got {_show(value)}") from None
+            try:
+                value = float(text)
+            except ValueError:
+                raise InputError(f"{name} must be a number, got {_show(value)}") from None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InputError(f"{name} must be a number, got {_show(value)}")
-    if not (math.isfinite(value) and low <= value <= high):
-        raise InputError(f"{name} must be between {low:g} and {high:g}, got {value:g}")
-    return float(value)
+    if (isinstance(value, float) and not math.isfinite(value)) or not low <= value <= high:
+        raise InputError(f"{name} must be between {low:g} and {high:g}, got {_show(value)}")
+    return value
 
 
 def _whole(value: object, name: str, low: int, high: int) -> int:
     number = _number(value, name, low, high)
-    if number != int(number):
-        raise InputError(f"{name} must be a whole number, got {number:g}")
-    return int(number)
+    if isinstance(number, float):  # 300.0 is fine (JSON clients send it), 2.5 is not
+        if not number.is_integer():
+            raise InputError(f"{name} must be a whole number, got {number:g}")
+        number = int(number)
+    return number
 
 
 def _seed(value: object) -> int:

@@ -72,6 +72,9 @@ PRESETS: dict[str, dict] = {
 }
 
 
+SAMPLE_SEED_LINES = ("", "The river", "Oh my love")  # the model card's samples: unconditional, then seeded
+
+
 class TrainingError(RuntimeError):
     """Something that stops training, with a message for the user."""
 
@@ -242,6 +245,8 @@ class Trainer:
         self.optimizer = make_optimizer(self.model, cfg, rt.device)
         self.data_rng = torch.Generator().manual_seed(cfg.seed)  # same on every rank: rows are shared out
         self.step, self.elapsed_s, self.tokens_seen = 0, 0.0, 0
+        # The command that started the run, kept across resumes, for the model card.
+        self.command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
         self.best_val_loss = math.inf
         if state is not None:
             self._restore(state)
@@ -265,7 +270,7 @@ class Trainer:
             "chars": self.tokenizer.chars, "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(), "step": self.step, "elapsed_s": self.elapsed_s,
             "tokens_seen": self.tokens_seen, "best_val_loss": self.best_val_loss,
-            "data_rng": self.data_rng.get_state(), "torch_rng": rng_all,
+            "data_rng": self.data_rng.get_state(), "torch_rng": rng_all, "command": self.command,
             "cuda_rng": torch.cuda.get_rng_state(self.rt.device) if self.rt.device.type == "cuda" else None,
         }
 
@@ -280,6 +285,7 @@ class Trainer:
         self.step, self.elapsed_s = state["step"], state["elapsed_s"]
         self.tokens_seen, self.best_val_loss = state["tokens_seen"], state["best_val_loss"]
         self.data_rng.set_state(state["data_rng"])
+        self.command = state.get("command", self.command)
         rngs = state["torch_rng"]
         if len(rngs) == self.rt.world:
             torch.set_rng_state(rngs[self.rt.rank])
@@ -436,7 +442,7 @@ class Trainer:
                 + (f"; resuming at step {self.step}" if self.step else ""))
 
     def export(self) -> Path:
-        """Write the best model, with its card, plot and a sample, to OUT/model."""
+        """Write the best model, with its card, plot and samples, to OUT/model."""
         best = self.out / "ckpt_best.pt"
         state = load_checkpoint(best) if best.exists() else {"model": self.model.state_dict()}
         model = build_model(self.model_config)
@@ -445,15 +451,16 @@ class Trainer:
         folder = self.out / "model"
         folder.mkdir(parents=True, exist_ok=True)
         val_bpc = score_text(lm, self.val_text)["bits_per_char"]
-        sample = "".join(lm.stream("", self.cfg.sample_chars, temperature=0.8, seed=self.cfg.seed))
+        samples = {seed_line: "".join(lm.stream(seed_line, self.cfg.sample_chars, temperature=0.8, seed=self.cfg.seed))
+                   for seed_line in SAMPLE_SEED_LINES}
         if (self.out / "loss.png").exists():
             (folder / "loss.png").write_bytes((self.out / "loss.png").read_bytes())
         write_model_card(folder / "README.md", {
             "train_config": asdict(self.cfg), "model_config": asdict(self.model_config),
             "parameters": model.num_params(), "data": self.data_summary,
-            "command": "python " + " ".join(shlex.quote(a) for a in sys.argv) if sys.argv else "",
+            "command": self.command,
             "tokens_seen": self.tokens_seen, "steps": self.step, "minutes": self.elapsed_s / 60,
-            "val_bits_per_char": val_bpc, "sample": sample,
+            "val_bits_per_char": val_bpc, "samples": samples,
             "has_plot": (folder / "loss.png").exists(),
         })
         lm.save(folder)

