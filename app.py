@@ -21,8 +21,17 @@ from lyricgpt.serving import (MAX_LENGTH, MAX_TEMPERATURE, PROB_CSS, InputError,
 
 BUNDLED_MODEL = Path(__file__).resolve().parent / "assets" / "model"
 HUB_TIMEOUT_S = 5.0  # a Hub that does not answer must not hold up the start for long
-THREADS = int(os.environ.get("LYRICGPT_THREADS", "1"))
-CONCURRENCY = int(os.environ.get("LYRICGPT_CONCURRENCY", "2"))
+
+
+def setting(name: str, default: int) -> int:
+    value = os.environ.get(name, str(default)).strip()
+    if not value.isdigit() or int(value) < 1:
+        raise SystemExit(f"error: {name} must be a whole number from 1 up, got {value!r}")
+    return int(value)
+
+
+THREADS = setting("LYRICGPT_THREADS", 1)
+CONCURRENCY = setting("LYRICGPT_CONCURRENCY", 2)
 EXAMPLES = ["I walked out in the morning rain", "Baby, don't you cry tonight",
             "Down by the river where the old mill stands", "We were young and the city was ours"]
 

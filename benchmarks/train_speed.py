@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     args = train.parse_args(argv + ["--out", "runs/bench-train-speed", "--max-steps", str(10 ** 9)])
     cfg = train.build_config(args)
     trainer = Trainer(cfg, setup_runtime(cfg))
+    setting = trainer.describe().split("; device ")[1]
     model = trainer.model
     tokens_per_step = cfg.batch_size * cfg.grad_accum * cfg.context_length
     for _ in range(3):
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     fpt = flops_per_token(model, cfg.context_length)
     f32, bf16 = matmul_flops(torch.float32), matmul_flops(torch.bfloat16)
     print(f"config: {cfg.n_layer} layers x {cfg.n_embd} wide, {cfg.n_head} heads, context {cfg.context_length}, "
-          f"batch {cfg.batch_size}x{cfg.grad_accum}, {trainer.describe().split('; device ')[1]}")
+          f"batch {cfg.batch_size}x{cfg.grad_accum}, {setting}")
     print(f"parameters: {model.num_params():,}")
     print(f"training: {tok_s:,.0f} tokens/s (median step {step_s * 1000:.1f} ms over {steps} steps, "
           f"{tokens_per_step} tokens per step, threads {torch.get_num_threads()})")

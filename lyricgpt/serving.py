@@ -26,6 +26,7 @@ MAX_LENGTH = 2000          # characters per song: bounds the work one request ca
 MAX_TEMPERATURE = 2.0      # above this the samples are noise
 MAX_SEED = 2**63 - 1
 TIME_LIMIT_S = 60.0        # a song that takes longer ends there, so one request cannot hold a worker
+UPDATE_EVERY_S = 1 / 60     # no screen shows more frames than this; sending more only costs the server
 STATUS_EVERY_S = 0.25      # the chars/s figure changes too fast to read when updated per character
 RANDOM_SEED_WORDS = {"", "random", "randomize", "randomise"}
 
@@ -138,10 +139,15 @@ class LoadedModel:
         params = sum(p.numel() for p in self.lm.model.parameters())
         shape = (f"{config.n_layer} layers x {config.n_embd} wide" if hasattr(config, "n_layer") else "bigram")
         text = (f"**Model:** {config.architecture.upper()} ({shape}, {config.context_length}-character context, "
-                f"{params / 1e6:.2f} M parameters) from {self.source}")
+                f"{params / 1e6:.2f} M parameters) from {_markdown_text(self.source)}")
         if self.fallback_reason:
-            text += f". Fell back to the bundled model because {self.fallback_reason}"
+            text += f". Fell back to the bundled model because {_markdown_text(self.fallback_reason)}"
         return text
+
+
+def _markdown_text(text: str) -> str:
+    """Shown as written: an error message's model_name or *.png must not turn into italics."""
+    return re.sub(r"([\\`*_\[\]<>~])", r"\\\1", text)
 
 
 def load_for_serving(source: str | None, revision: str | None, bundled: Path, timeout: float) -> LoadedModel:
@@ -211,14 +217,15 @@ def legend() -> str:
 
 def stream_song(lm: LyricModel, request: Request, colour: bool = True, stop: threading.Event | None = None,
                 clock: Callable[[], float] = time.monotonic) -> Iterator[Update]:
-    """Yield an Update per new character: exactly ``request.length`` of them, unless ``stop`` is set or
-    the time limit passes first (the last Update then says so). Sampling happens inside this
+    """Yield the song as it is sampled: an Update for the first character, then at most one per
+    UPDATE_EVERY_S, and one for the last. That is ``request.length`` characters, unless ``stop`` is
+    set or the time limit passes first (the last Update then says so). Sampling happens inside this
     generator, so closing it also stops the work at once."""
     prompt = lm.read_prompt(request.seed_line)
     lyric = prompt.text
     colours = f'<span class="seed">{html.escape(prompt.text)}</span>' if colour else ""
     notes = seed_notes(lm, request.seed_line)
-    start = last_status = clock()
+    start = last_update = last_status = clock()
     chars = lm.stream_with_probs(request.seed_line, request.length, request.temperature,
                                  request.top_k, request.top_p, request.seed)
     for n, (char, prob) in enumerate(chars, start=1):
@@ -229,9 +236,12 @@ def stream_song(lm: LyricModel, request: Request, colour: bool = True, stop: thr
         early_end = _early_end(now - start, stop)
         if early_end:
             notes.append(early_end)
-        if early_end or n in (1, request.length) or now - last_status >= STATUS_EVERY_S:
+        last = bool(early_end) or n == request.length
+        if last or n == 1 or now - last_status >= STATUS_EVERY_S:
             status, last_status = _status(n, request, n / max(now - start, 1e-9), notes), now
-        yield Update(lyric, colours, status)
+        if last or n == 1 or now - last_update >= UPDATE_EVERY_S:
+            last_update = now
+            yield Update(lyric, colours, status)
         if early_end:
             return
 
@@ -240,7 +250,7 @@ def _early_end(elapsed: float, stop: threading.Event | None) -> str | None:
     if stop is not None and stop.is_set():
         return "stopped"
     if elapsed > TIME_LIMIT_S:
-        return f"stopped at the {TIME_LIMIT_S:g} s time limit"
+        return f"stopped at {TIME_LIMIT_S:g} s, the time limit"
     return None
 
 

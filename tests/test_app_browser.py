@@ -82,7 +82,8 @@ def app(subprocess_env, slow_model_dir):
 
 
 @pytest.fixture(scope="module")
-def page(app):
+def studio(app):
+    """The page in Chromium (not named ``page``: pytest-playwright, where installed, owns that name)."""
     with chromium_page(app.url) as page:
         yield page
 
@@ -93,7 +94,8 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def test_type_generate_watch_it_grow_and_stop(app, page):
+def test_type_generate_watch_it_grow_and_stop(app, studio):
+    page = studio
     seed_line = "Stop me if you can"
     page.fill("#seed-line textarea", seed_line)
     slider = page.locator("#temperature input[type=range]")
@@ -122,7 +124,8 @@ def test_type_generate_watch_it_grow_and_stop(app, page):
     assert page.locator("#colours .song span:not(.seed)").count() == new_chars  # one coloured span each
 
 
-def test_after_stop_the_app_writes_again_and_colours_can_be_hidden(page):
+def test_after_stop_the_app_writes_again_and_colours_can_be_hidden(studio):
+    page = studio
     set_number(page, "length", 30)
     page.click("#colour input")  # off
     page.click("#generate")

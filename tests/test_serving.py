@@ -4,19 +4,22 @@ the sampler itself, the colour view's HTML, and model loading that falls back in
 from __future__ import annotations
 
 import html
+import itertools
 import logging
 import math
 import shutil
 import threading
 import time
 from html.parser import HTMLParser
+from typing import Callable
 
 import pytest
 
 from hub_server import StandInHub, point_client_at, refused_url
 from lyricgpt import serving
-from lyricgpt.serving import (MAX_LENGTH, MAX_SEED, MAX_TEMPERATURE, InputError, Request, load_for_serving,
-                              parse_request, prob_class, public_message, seed_notes, stream_song)
+from lyricgpt.serving import (MAX_LENGTH, MAX_SEED, MAX_TEMPERATURE, UPDATE_EVERY_S, InputError, Request,
+                              load_for_serving, parse_request, prob_class, public_message, seed_notes,
+                              stream_song)
 
 
 def request(**changes) -> Request:
@@ -87,13 +90,29 @@ class SpanReader(HTMLParser):
         self.spans[-1][1] += data
 
 
+def ticking(step_s: float) -> Callable[[], float]:
+    """A clock that moves ``step_s`` seconds at each reading: the stream's timing, made exact."""
+    ticks = itertools.count()
+    return lambda: next(ticks) * step_s
+
+
 def test_stream_is_the_sampler_character_by_character(tiny_lm):
     r = request(seed_line="Hello darkness", length=60, temperature=1.0, top_k=20, top_p=0.95, seed=3)
-    updates = list(stream_song(tiny_lm, r))
+    updates = list(stream_song(tiny_lm, r, clock=ticking(1.0)))  # slower than the update rate
     expected = "".join(tiny_lm.stream(r.seed_line, 60, 1.0, 20, 0.95, 3))
     prompt = tiny_lm.read_prompt(r.seed_line).text
     assert [u.lyric for u in updates] == [prompt + expected[:i] for i in range(1, 61)]
-    assert updates[-1].status.startswith("60 of 60 characters at ") and "seed 3" in updates[-1].status
+    assert updates[-1].status.startswith("60 of 60 characters at 1 chars/s") and "seed 3" in updates[-1].status
+
+
+def test_fast_characters_are_sent_in_batches_no_faster_than_a_screen_shows_them(tiny_lm):
+    r = request(length=60, seed=3)
+    updates = [u.lyric for u in stream_song(tiny_lm, r, clock=ticking(UPDATE_EVERY_S / 3.9))]
+    prompt = tiny_lm.read_prompt(r.seed_line).text
+    assert updates[0] == prompt + updates[-1][len(prompt)]  # the first character is sent at once
+    assert updates[-1] == prompt + "".join(tiny_lm.stream(r.seed_line, 60, r.temperature, seed=3))
+    assert all(later.startswith(earlier) for earlier, later in zip(updates, updates[1:]))
+    assert [len(b) - len(a) for a, b in zip(updates, updates[1:])][:-1] == [4] * 14  # 4 characters a frame
 
 
 def test_colour_view_shows_each_new_character_with_its_probability_class(tiny_lm):
@@ -145,7 +164,7 @@ def test_what_the_model_cannot_read_is_reported(tiny_lm):
 def test_stop_switch_ends_the_song_after_the_character_in_hand(tiny_lm):
     switch = threading.Event()
     updates = []
-    for update in stream_song(tiny_lm, request(length=500), stop=switch):
+    for update in stream_song(tiny_lm, request(length=500), stop=switch, clock=ticking(0.1)):
         updates.append(update)
         if len(updates) == 5:
             switch.set()
@@ -154,10 +173,9 @@ def test_stop_switch_ends_the_song_after_the_character_in_hand(tiny_lm):
 
 
 def test_time_limit_ends_a_song_early_and_says_so(tiny_lm):
-    ticks = iter(range(0, 10**6, 7))  # a clock that moves 7 s per reading
-    updates = list(stream_song(tiny_lm, request(length=500), clock=lambda: float(next(ticks))))
-    assert 1 <= len(updates) < 500
-    assert "time limit" in updates[-1].status
+    updates = list(stream_song(tiny_lm, request(length=500), clock=ticking(7.0)))
+    assert len(updates) == 9 and updates[-1].status.startswith("9 of 500 characters")
+    assert updates[-1].status.endswith("stopped at 60 s, the time limit")
 
 
 # --- loading the model -------------------------------------------------------------------------
@@ -203,6 +221,11 @@ def test_a_broken_model_falls_back_to_the_bundled_one_and_logs_why(tiny_model_di
 def test_a_broken_bundled_model_is_not_hidden(tmp_path):
     with pytest.raises(ValueError, match="neither a model folder"):
         load_for_serving(None, None, tmp_path / "gone", timeout=2)
+
+
+def test_model_line_shows_names_and_reasons_as_written(tiny_lm):
+    line = serving.LoadedModel(tiny_lm, "folder my_model", "no *.png in [it]").describe()
+    assert line.endswith(r"from folder my\_model. Fell back to the bundled model because no \*.png in \[it\]")
 
 
 def test_public_message_shortens_server_paths_only():
