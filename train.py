@@ -79,8 +79,6 @@ def build_config(args: argparse.Namespace, state: dict | None = None) -> TrainCo
         values[key] = values[key] or None  # 0 means no limit
     if values["max_minutes"] is not None and args.max_steps is None:
         values["max_steps"] = None  # a time budget alone plans the schedule
-    if not values["max_steps"] and not values["max_minutes"]:
-        raise TrainingError("give --max-steps or --max-minutes (or both)")
     return TrainConfig(**values)
 
 
@@ -93,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             check_can_push(args.push_to_hub)  # fail before training, not after an hour of it
         trainer = Trainer(cfg, setup_runtime(cfg), state=state, stop_at_step=args.stop_at_step)
         folder = trainer.run()
-    except (TrainingError, CorpusError, CheckpointError, HubError) as e:
+    except (TrainingError, CorpusError, CheckpointError, HubError, OSError) as e:  # OSError: disk full, no permission
         print(f"error: {e}", file=sys.stderr)
         return 2
     finally:

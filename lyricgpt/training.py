@@ -94,6 +94,40 @@ def resumed_config(state: dict, changes: dict) -> TrainConfig:
     return TrainConfig(**saved)
 
 
+def check_config(cfg: TrainConfig) -> None:
+    """Refuse settings that would crash, hang or quietly do nothing, before any work starts."""
+    # NaN fails every comparison, so it is refused along with the values out of range.
+    rules = {
+        "model": (lambda v: v in ("gpt", "bigram"), "gpt or bigram"),
+        "schedule": (lambda v: v in ("cosine", "wsd"), "cosine or wsd"),
+        "compile": (lambda v: v in ("auto", "on", "off"), "auto, on or off"),
+        **{name: (lambda v: v >= 1, "at least 1") for name in
+           ("n_layer", "n_head", "n_embd", "context_length", "batch_size", "grad_accum", "eval_interval")},
+        "warmup_steps": (lambda v: v >= 0, "at least 0"),
+        "sample_chars": (lambda v: v >= 0, "at least 0"),
+        "max_steps": (lambda v: v is None or v >= 0, "at least 0 (0: no limit)"),
+        "max_minutes": (lambda v: v is None or 0 <= v < math.inf, "at least 0 (0: no limit)"),
+        "lr": (lambda v: 0 < v < math.inf, "above 0"),
+        "weight_decay": (lambda v: 0 <= v < math.inf, "at least 0"),
+        "grad_clip": (lambda v: 0 <= v < math.inf, "at least 0 (0: off)"),
+        "dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
+        "beta1": (lambda v: 0 <= v < 1, "in [0, 1)"),
+        "beta2": (lambda v: 0 <= v < 1, "in [0, 1)"),
+        "min_lr_ratio": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+        "decay_fraction": (lambda v: 0 < v <= 1, "in (0, 1]"),
+    }
+    for name, (ok, rule) in rules.items():
+        value = getattr(cfg, name)
+        if not ok(value):
+            raise TrainingError(f"--{name.replace('_', '-')} must be {rule}, got {value!r}")
+    if not cfg.max_steps and not cfg.max_minutes:
+        raise TrainingError("give --max-steps or --max-minutes (or both)")
+    if cfg.model == "gpt" and cfg.n_embd % cfg.n_head:
+        raise TrainingError(f"--n-embd ({cfg.n_embd}) must be a multiple of --n-head ({cfg.n_head})")
+    if Path(cfg.out).exists() and not Path(cfg.out).is_dir():
+        raise TrainingError(f"--out {cfg.out} is a file, not a folder")
+
+
 # ----------------------------------------------------------------------------- schedule
 
 def lr_at(cfg: TrainConfig, step: int, progress: float) -> float:
@@ -193,10 +227,6 @@ def setup_runtime(cfg: TrainConfig) -> Runtime:
 def make_model_config(cfg: TrainConfig, vocab_size: int) -> GPTConfig | BigramConfig:
     if cfg.model == "bigram":
         return BigramConfig(vocab_size=vocab_size, context_length=cfg.context_length)
-    if cfg.model != "gpt":
-        raise TrainingError(f"unknown model {cfg.model!r}; use gpt or bigram")
-    if cfg.n_embd % cfg.n_head:
-        raise TrainingError(f"n_embd ({cfg.n_embd}) must be a multiple of n_head ({cfg.n_head})")
     return GPTConfig(vocab_size=vocab_size, context_length=cfg.context_length, n_layer=cfg.n_layer,
                      n_head=cfg.n_head, n_embd=cfg.n_embd, dropout=cfg.dropout, bias=cfg.bias)
 
@@ -220,6 +250,9 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, rt: Runtime, state: dict | None = None,
                  stop_at_step: int | None = None):
         """``state``: a checkpoint to resume from (see ``resumed_config``)."""
+        check_config(cfg)
+        if stop_at_step is not None and stop_at_step < 0:
+            raise TrainingError(f"--stop-at-step must be at least 0, got {stop_at_step}")
         self.out = Path(cfg.out)
         self.rt = rt
         self.stop_at_step = stop_at_step
@@ -383,12 +416,12 @@ class Trainer:
                 window = time.perf_counter() - t_window
                 tok_s = (self.tokens_seen - tokens_window) / max(window, 1e-9)
                 bar.update(self.step, loss, tok_s, progress_of(cfg, self.step, self.elapsed_s), self.elapsed_s)
-                if interrupted:
-                    break
                 if self.step % cfg.eval_interval == 0 or self.done():
                     self._evaluate_and_checkpoint(sum(losses) / len(losses), tok_s, bar)
                     losses = []
                     t_window, tokens_window = time.perf_counter(), self.tokens_seen
+                if interrupted:  # after any evaluation due now, which a resumed run would not redo
+                    break
         finally:
             bar.close()
             for sig, handler in previous.items():

@@ -1,0 +1,274 @@
+"""train.py as a user runs it: its flags, what a run leaves behind, and how it refuses bad input."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+
+import pytest
+from PIL import Image
+
+import train
+from lyricgpt import Bigram, load_model
+from lyricgpt.checkpoint import load_checkpoint
+from lyricgpt.data import read_corpus, train_val_split
+from lyricgpt.evaluate import score_text
+from lyricgpt.training import PRESETS, SAMPLE_SEED_LINES, TrainConfig, read_metrics
+from training_runs import ROOT, TINY, assert_same_tensors, child_env, train as run_train, weights_of, write_corpus
+
+METRIC_KEYS = {"step", "train_loss", "val_loss", "val_bits_per_char", "lr", "tokens_per_s", "elapsed_s"}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return write_corpus(tmp_path_factory.mktemp("corpus") / "songs.txt")
+
+
+@pytest.fixture(scope="module")
+def tiny_run(corpus, tmp_path_factory):
+    """One finished 20-step run, evaluated at steps 10 and 20."""
+    out = tmp_path_factory.mktemp("run") / "out"
+    proc = run_train(*TINY, "--data", corpus, "--out", out, "--max-steps", 20, "--dropout", 0.1, env=child_env())
+    assert proc.returncode == 0, proc.stderr
+    return proc, out
+
+
+def test_help_documents_every_setting_and_preset(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        train.parse_args(["--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    for field in dataclasses.fields(TrainConfig):
+        assert f"--{field.name.replace('_', '-')} " in text, field.name
+        assert "".join(train.HELP[field.name].split()) in "".join(text.split()), field.name  # lines wrap
+    for preset in PRESETS:
+        assert preset in text
+    for flag in ("--preset", "--resume", "--stop-at-step", "--push-to-hub", "--private"):
+        assert flag in text
+
+
+def test_metrics_has_one_record_per_evaluation(tiny_run):
+    _, out = tiny_run
+    metrics = read_metrics(out / "metrics.jsonl")
+    assert [m["step"] for m in metrics] == [10, 20]
+    for m in metrics:
+        assert METRIC_KEYS <= set(m)
+        assert all(math.isfinite(m[k]) for k in METRIC_KEYS)
+        assert m["val_bits_per_char"] == pytest.approx(m["val_loss"] / math.log(2), abs=1e-4)
+        assert m["tokens_per_s"] > 0 and m["lr"] > 0
+        assert m["tokens_seen"] == m["step"] * 8 * 32
+    assert metrics[0]["elapsed_s"] <= metrics[1]["elapsed_s"]
+
+
+def test_progress_shows_loss_speed_and_one_line_per_evaluation(tiny_run):
+    proc, out = tiny_run
+    eval_lines = [line for line in proc.stdout.splitlines() if re.match(r"step \d+: train loss", line)]
+    assert [line.split(":")[0] for line in eval_lines] == ["step 10", "step 20"]
+    for line, m in zip(eval_lines, read_metrics(out / "metrics.jsonl")):
+        assert f"val loss {m['val_loss']:.4f}" in line and "tokens/s" in line
+    assert re.search(r"20/20 .*loss \d\.\d+, [\d,]+ tok/s", proc.stderr), proc.stderr
+
+
+def test_loss_plot_is_a_png(tiny_run):
+    _, out = tiny_run
+    for path in (out / "loss.png", out / "model" / "loss.png"):
+        with Image.open(path) as image:
+            assert image.format == "PNG"
+            image.verify()
+
+
+def test_checkpoints_hold_the_last_and_the_best_step(tiny_run):
+    _, out = tiny_run
+    metrics = read_metrics(out / "metrics.jsonl")
+    last, best = load_checkpoint(out / "ckpt_last.pt"), load_checkpoint(out / "ckpt_best.pt")
+    assert last["step"] == 20
+    best_metric = min(metrics, key=lambda m: m["val_loss"])
+    assert best["step"] == best_metric["step"]
+    assert best["best_val_loss"] == pytest.approx(best_metric["val_loss"], abs=1e-5)
+
+
+def test_model_folder_holds_the_best_checkpoint(tiny_run, corpus):
+    _, out = tiny_run
+    lm = load_model(out / "model")
+    assert set(lm.tokenizer.chars) == set(read_corpus(corpus))
+    assert_same_tensors(weights_of(out / "model"), weights_of(out / "ckpt_best.pt"))
+    assert len("".join(lm.stream("Love", 10, seed=1))) == 10
+
+
+def test_model_card_describes_the_run(tiny_run, corpus):
+    _, out = tiny_run
+    card = (out / "model" / "README.md").read_text(encoding="utf-8")
+    lm = load_model(out / "model")
+    last = load_checkpoint(out / "ckpt_last.pt")
+    assert "train.py --preset tiny" in card and "--max-steps 20" in card
+    assert f"{last['tokens_seen']:,} tokens" in card
+    _, val_text = train_val_split(read_corpus(corpus), min_chars=32 + 1)
+    assert f"**{score_text(lm, val_text)['bits_per_char']:.4f} bits per character**" in card
+    config = json.loads(re.search(r"```json\n(.*?)\n```", card, re.S).group(1))
+    assert config["training"] == last["train_config"]
+    assert config["model"]["n_embd"] == 32 and config["training"]["dropout"] == 0.1
+    assert "![Loss curve](loss.png)" in card
+    for seed_line in SAMPLE_SEED_LINES:  # each sample is what the model writes after its seed line
+        sample = "".join(lm.stream(seed_line, 20, temperature=0.8, seed=config["training"]["seed"]))
+        assert f"```\n{seed_line}{sample}\n```" in card
+
+
+def test_bigram_trains_with_the_same_loop(corpus, tmp_path, subprocess_env):
+    out = tmp_path / "out"
+    proc = run_train(*TINY, "--model", "bigram", "--data", corpus, "--out", out, "--max-steps", 20,
+                     env=subprocess_env)
+    assert proc.returncode == 0, proc.stderr
+    metrics = read_metrics(out / "metrics.jsonl")
+    assert [m["step"] for m in metrics] == [10, 20]
+    assert metrics[1]["val_loss"] < metrics[0]["val_loss"]
+    assert isinstance(load_model(out / "model").model, Bigram)
+
+
+def test_time_budget_on_the_default_corpus(tmp_path, subprocess_env):
+    """--max-minutes alone plans the schedule: training stops on time with the learning rate decayed."""
+    out = tmp_path / "out"
+    proc = run_train(*TINY, "--data", ROOT / "assets" / "lyrics.txt", "--out", out, "--max-minutes", 0.05,
+                     "--warmup-steps", 1, "--eval-interval", 50, env=subprocess_env)
+    assert proc.returncode == 0, proc.stderr
+    metrics = read_metrics(out / "metrics.jsonl")
+    cfg = PRESETS["tiny"]
+    final = metrics[-1]
+    assert final["elapsed_s"] >= 0.05 * 60
+    assert load_checkpoint(out / "ckpt_last.pt")["train_config"]["max_steps"] is None
+    assert final["lr"] == pytest.approx(cfg["lr"] * TrainConfig.min_lr_ratio, rel=1e-3)
+    assert all(m["lr"] > final["lr"] for m in metrics[:-1])
+    assert load_model(out / "model").tokenizer.vocab_size > 40  # the real corpus's alphabet
+
+
+# ----------------------------------------------------------------------------- refusals
+
+
+def refuse(argv: list[str], capsys) -> str:
+    """Run train.py's main in this process; it must exit 2 with an "error:" line and no traceback."""
+    try:
+        code = train.main(argv)
+    except SystemExit as e:  # argparse's own refusals
+        code = e.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and "Traceback" not in err
+    return err
+
+
+# Each makes bad data in a folder; returns its path and what the message must say.
+
+def bad_text(folder):
+    (folder / "bad.txt").write_bytes("Song one\n".encode() + b"\xff\xfe oops\n")
+    return folder / "bad.txt", ["bad.txt", "not UTF-8"]
+
+
+def empty_text(folder):
+    (folder / "empty.txt").write_text("\n \n")
+    return folder / "empty.txt", ["empty.txt", "empty"]
+
+
+def no_txt_folder(folder):
+    (folder / "lyrics").mkdir()
+    (folder / "lyrics" / "notes.md").write_text("Love love love\n" * 100)
+    return folder / "lyrics", ["lyrics", "no .txt files"]
+
+
+def missing(folder):
+    return folder / "nowhere.txt", ["nowhere.txt", "no such file"]
+
+
+def too_short(folder):
+    (folder / "short.txt").write_text("A short song\nwith two lines\n")
+    return folder / "short.txt", ["too short", "--context-length"]
+
+
+@pytest.mark.parametrize("make", [bad_text, empty_text, no_txt_folder, missing, too_short])
+def test_bad_data_is_refused_before_any_work(make, tmp_path, capsys):
+    data, says = make(tmp_path)
+    out = tmp_path / "out"
+    err = refuse([*TINY, "--data", str(data), "--out", str(out), "--max-steps", "5"], capsys)
+    assert all(part in err for part in says), err
+    assert not out.exists()
+
+
+BAD_FLAGS = [
+    (["--max-steps", "-5"], "max-steps"),
+    (["--max-minutes", "-1"], "max-minutes"),
+    (["--max-minutes", "nan"], "max-minutes"),
+    (["--n-embd", "33"], "--n-embd (33) must be a multiple of --n-head (2)"),
+    (["--n-head", "0"], "n-head"),
+    (["--n-layer", "0"], "n-layer"),
+    (["--context-length", "0"], "context-length"),
+    (["--batch-size", "0"], "batch-size"),
+    (["--grad-accum", "0"], "grad-accum"),
+    (["--eval-interval", "0"], "eval-interval"),
+    (["--lr", "-1"], "lr"),
+    (["--lr", "inf"], "lr"),
+    (["--dropout", "1.5"], "dropout"),
+    (["--beta2", "1"], "beta2"),
+    (["--min-lr-ratio", "2"], "min-lr-ratio"),
+    (["--schedule", "wsd", "--decay-fraction", "0"], "decay-fraction"),
+    (["--warmup-steps", "-1"], "warmup-steps"),
+    (["--device", "tpu"], "tpu"),
+    (["--dtype", "fp8"], "fp8"),
+    (["--schedule", "linear"], "linear"),
+    (["--model", "rnn"], "rnn"),
+    (["--compile", "maybe"], "maybe"),
+    (["--max-steps", "ten"], "--max-steps"),
+    (["--bias", "perhaps"], "--bias"),
+    (["--stop-at-step", "-1"], "stop-at-step"),
+]
+
+
+@pytest.mark.parametrize("flags, named", BAD_FLAGS, ids=[" ".join(f) for f, _ in BAD_FLAGS])
+def test_bad_flag_values_are_refused_before_any_work(flags, named, tmp_path, capsys):
+    out = tmp_path / "out"
+    err = refuse([*TINY, "--data", str(ROOT / "assets" / "lyrics.txt"), "--out", str(out),
+                  "--max-steps", "5", *flags], capsys)
+    assert named in err
+    assert not out.exists()
+
+
+def test_bad_flag_in_a_real_process_gives_no_traceback(tmp_path, subprocess_env):
+    proc = run_train(*TINY, "--out", tmp_path / "out", "--max-steps", -5, "--eval-interval", 0,
+                     env=subprocess_env)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error:") and "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_push_without_a_token_is_refused_before_training(tmp_path, subprocess_env, corpus):
+    hf_home = tmp_path / "hf-home"
+    hf_home.mkdir()
+    env = {**subprocess_env, "HF_HOME": str(hf_home)}
+    env.pop("HUGGING_FACE_HUB_TOKEN", None)
+    out = tmp_path / "out"
+    proc = run_train(*TINY, "--data", corpus, "--out", out, "--max-steps", 5, "--push-to-hub", "someone/lyrics",
+                     env=env)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("error:") and "token" in proc.stderr and "HF_TOKEN" in proc.stderr
+    assert not out.exists()
+
+
+def test_push_to_a_malformed_repo_id_is_refused(tmp_path, capsys):
+    out = tmp_path / "out"
+    err = refuse([*TINY, "--out", str(out), "--max-steps", "5", "--push-to-hub", "not a repo"], capsys)
+    assert "USER/REPO" in err
+    assert not out.exists()
+
+
+def test_resume_without_a_checkpoint_is_refused(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    err = refuse(["--out", str(out), "--resume"], capsys)
+    assert str(out / "ckpt_last.pt") in err
+    assert list(out.iterdir()) == []
+
+
+def test_out_folder_that_cannot_be_made_is_refused(corpus, tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    err = refuse([*TINY, "--data", str(corpus), "--out", str(blocker / "out"), "--max-steps", "5"], capsys)
+    assert str(blocker) in err

@@ -1,0 +1,125 @@
+"""The training loop's promises: a stopped and resumed run is the run that never stopped, Ctrl-C
+keeps the work, and two processes under torchrun train the model that one process would."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from lyricgpt import load_model
+from lyricgpt.checkpoint import load_checkpoint
+from lyricgpt.training import read_metrics
+from training_runs import (ROOT, TINY, assert_same_tensors, child_env, start_train, train, wait_for, weights_of,
+                           write_corpus)
+
+RUN = [*TINY, "--max-steps", 20, "--dropout", 0.1]  # dropout, so the random state must resume too
+TIMING = {"tokens_per_s", "elapsed_s"}  # the only things two runs of one plan may disagree on
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return write_corpus(tmp_path_factory.mktemp("corpus") / "songs.txt")
+
+
+@pytest.fixture(scope="module")
+def straight_run(corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("straight") / "out"
+    proc = train(*RUN, "--data", corpus, "--out", out, env=child_env())
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def without_timing(metrics: list[dict]) -> list[dict]:
+    return [{k: v for k, v in m.items() if k not in TIMING} for m in metrics]
+
+
+def test_stopped_and_resumed_run_equals_the_straight_run(straight_run, corpus, tmp_path, subprocess_env):
+    out = tmp_path / "out"
+    stopped = train(*RUN, "--data", corpus, "--out", out, "--stop-at-step", 10, env=subprocess_env)
+    assert stopped.returncode == 0, stopped.stderr
+    assert f"python train.py --out {out} --resume" in stopped.stdout
+    assert load_checkpoint(out / "ckpt_last.pt")["step"] == 10
+    assert not (out / "model").exists()
+
+    resumed = train("--out", out, "--resume", env=subprocess_env)  # the plan comes from the checkpoint
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming at step 10" in resumed.stdout
+
+    expected, got = load_checkpoint(straight_run / "ckpt_last.pt"), load_checkpoint(out / "ckpt_last.pt")
+    assert got["step"] == 20
+    assert_same_tensors(got["model"], expected["model"])
+    for state, expected_state in zip(got["optimizer"]["state"].values(), expected["optimizer"]["state"].values()):
+        assert_same_tensors(state, expected_state)
+    assert_same_tensors(weights_of(out / "model"), weights_of(straight_run / "model"))
+    assert "--stop-at-step 10" in (out / "model" / "README.md").read_text()  # the command that started it
+    assert without_timing(read_metrics(out / "metrics.jsonl")) == without_timing(
+        read_metrics(straight_run / "metrics.jsonl"))
+
+
+# A constant learning rate, so that a resume may shorten the plan without changing the steps.
+LONG = [*TINY, "--dropout", 0.1, "--warmup-steps", 0, "--min-lr-ratio", 1]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupted_run_saves_and_resumes_exactly(sig, corpus, tmp_path, subprocess_env):
+    out, log = tmp_path / "out", tmp_path / "log"
+    proc = start_train(*LONG, "--data", corpus, "--out", out, "--max-steps", 100_000, env=subprocess_env, log=log)
+    wait_for(out / "ckpt_last.pt", proc)
+    proc.send_signal(sig)
+    assert proc.wait(timeout=600) == 130
+    step = load_checkpoint(out / "ckpt_last.pt")["step"]
+    output = log.read_text()
+    assert f"interrupted at step {step}" in output and f"python train.py --out {out} --resume" in output
+    assert "Traceback" not in output
+
+    resumed = train("--out", out, "--resume", "--max-steps", step + 10, env=subprocess_env)
+    assert resumed.returncode == 0, resumed.stderr
+    load_model(out / "model")
+
+    reference = tmp_path / "reference"
+    straight = train(*LONG, "--data", corpus, "--out", reference, "--max-steps", step + 10, env=subprocess_env)
+    assert straight.returncode == 0, straight.stderr
+    assert_same_tensors(weights_of(out / "ckpt_last.pt"), weights_of(reference / "ckpt_last.pt"))
+
+    def evaluations(folder):  # the training loss of the first one after a resume averages fewer steps
+        return [(m["step"], m["val_loss"], m["tokens_seen"]) for m in read_metrics(folder / "metrics.jsonl")]
+
+    assert evaluations(out) == evaluations(reference)
+
+
+def test_two_processes_train_the_model_that_one_would(corpus, tmp_path, subprocess_env):
+    """torchrun with 2 processes (gloo on CPU) against one process accumulating 2 micro-batches:
+    the same global batch, so the same losses and weights up to float rounding."""
+    args = [*TINY, "--data", corpus, "--max-steps", 20, "--dropout", 0]
+    weights, ddp_out, single_out = tmp_path / "weights", tmp_path / "ddp", tmp_path / "single"
+    weights.mkdir()
+    ddp = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                            str(ROOT / "tests" / "ddp_worker.py"), str(weights), *map(str, args), "--out", str(ddp_out)],
+                           cwd=ROOT, env=subprocess_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           start_new_session=True)
+    try:
+        stdout, stderr = ddp.communicate(timeout=600)
+    finally:
+        if ddp.poll() is None:  # timed out: take the workers down with torchrun
+            os.killpg(ddp.pid, signal.SIGKILL)
+    assert ddp.returncode == 0, stderr[-3000:]
+    single = train(*args, "--grad-accum", 2, "--out", single_out, env=subprocess_env)
+    assert single.returncode == 0, single.stderr
+
+    rank0, rank1 = weights_of(weights / "rank0.safetensors"), weights_of(weights / "rank1.safetensors")
+    assert_same_tensors(rank0, rank1)
+    assert_same_tensors(rank0, weights_of(ddp_out / "ckpt_last.pt"))
+    assert_same_tensors(rank0, weights_of(single_out / "ckpt_last.pt"), rtol=1e-4, atol=1e-6)
+
+    ddp_metrics, single_metrics = read_metrics(ddp_out / "metrics.jsonl"), read_metrics(single_out / "metrics.jsonl")
+    assert [m["step"] for m in ddp_metrics] == [10, 20]  # rank 1 wrote no records of its own
+    for got, expected in zip(ddp_metrics, single_metrics):
+        assert got["tokens_seen"] == expected["tokens_seen"]
+        for key in ("train_loss", "val_loss"):
+            assert got[key] == pytest.approx(expected[key], rel=1e-4, abs=2e-5)
+    assert stdout.count("model written to") == 1 and "2 process(es)" in stdout
+    load_model(ddp_out / "model")
