@@ -44,13 +44,17 @@ def tiny_model_dir(tiny_lm, tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.fixture(scope="session")  # session-wide so that module-scoped servers can use it
-def subprocess_env() -> dict[str, str]:
-    """Environment for child processes: the repo importable, one thread each, no real Hub.
-    Shared by every test: copy it ({**subprocess_env, ...}) before changing anything."""
+def child_env() -> dict[str, str]:
+    """Environment for child processes: the repo importable, one thread each, no real Hub."""
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env["OMP_NUM_THREADS"] = "1"
     env["HF_HUB_DISABLE_TELEMETRY"] = "1"
     env.pop("HF_TOKEN", None)
     return env
+
+
+@pytest.fixture(scope="session")  # session-wide so that module-scoped servers can use it
+def subprocess_env() -> dict[str, str]:
+    """``child_env()``, shared by every test: copy it ({**subprocess_env, ...}) before changing anything."""
+    return child_env()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 import subprocess
 import sys
@@ -12,6 +11,8 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
+
+from conftest import child_env  # noqa: F401  (re-exported for the training tests)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,16 +35,6 @@ def write_corpus(path: Path, n_songs: int = 300, seed: int = 0) -> Path:
         songs.append("\n".join(lines))
     path.write_text("\n\n\n".join(songs) + "\n", encoding="utf-8")
     return path
-
-
-def child_env() -> dict[str, str]:
-    """conftest's ``subprocess_env``, for module-scoped fixtures, which cannot use a per-test fixture."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    env["OMP_NUM_THREADS"] = "1"
-    env["HF_HUB_DISABLE_TELEMETRY"] = "1"
-    env.pop("HF_TOKEN", None)
-    return env
 
 
 def train(*args, env: dict[str, str], timeout: float = 600, **kwargs) -> subprocess.CompletedProcess:
