@@ -37,7 +37,7 @@ class TrainConfig:
     n_head: int = 4
     n_embd: int = 256
     context_length: int = 128
-    dropout: float = 0.1
+    dropout: float = 0.2
     bias: bool = True
     # optimisation; one optimiser step sees batch_size * grad_accum * world_size windows
     batch_size: int = 32

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lyricgpt.model import GPT, IGNORE_INDEX, Bigram, BigramConfig, GPTConfig, build_model
+from lyricgpt.model import GPT, IGNORE_INDEX, Bigram, BigramConfig, Dropout, GPTConfig, build_model
 
 CONFIG = GPTConfig(vocab_size=23, context_length=16, n_layer=2, n_head=4, n_embd=32)
 
@@ -164,3 +164,41 @@ def test_bigram_logits_are_table_rows():
 def test_build_model_picks_the_architecture():
     assert type(build_model(CONFIG)) is GPT
     assert type(build_model(BigramConfig(vocab_size=5))) is Bigram
+
+
+# --- dropout -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("p", [0.1, 0.3])
+def test_dropout_drops_each_element_with_probability_p_and_rescales_the_rest(p, dtype):
+    torch.manual_seed(0)
+    x = torch.rand(64, 128, 129, dtype=dtype) + 1  # an odd size: the mask is cut from 64-bit words
+    y = Dropout(p).train()(x)
+    kept = y != 0
+    n = x.numel()
+    assert abs(kept.float().mean().item() - (1 - p)) < 4 * math.sqrt(p * (1 - p) / n)
+    torch.testing.assert_close(y[kept], x[kept] / (1 - p), rtol=1e-2 if dtype == torch.bfloat16 else 1e-4, atol=0)
+    # Neighbouring lanes of one 64-bit word are independent, as if drawn one by one.
+    pairs = kept.flatten()[: n // 4 * 4].view(-1, 4)
+    both = (pairs[:, 0] & pairs[:, 3]).float().mean().item()
+    assert abs(both - (1 - p) ** 2) < 0.01
+
+
+def test_dropout_gradient_is_the_mask_and_eval_is_the_identity():
+    torch.manual_seed(1)
+    x = torch.randn(8, 16, 32, requires_grad=True)
+    drop = Dropout(0.25).train()
+    y = drop(x)
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, (y != 0).float() / 0.75)
+    assert drop.eval()(x) is x and Dropout(0.0).train()(x) is x
+
+
+def test_dropout_masks_follow_the_torch_seed():
+    x = torch.ones(1000)
+    torch.manual_seed(5)
+    a, b = Dropout(0.5).train()(x), Dropout(0.5).train()(x)
+    torch.manual_seed(5)
+    assert torch.equal(Dropout(0.5).train()(x), a) and not torch.equal(a, b)
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        Dropout(1.0)
