@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import httpx
 import pytest
@@ -160,9 +161,25 @@ def test_page_names_the_model_without_server_paths(app, tiny_model_dir):
     assert str(tiny_model_dir.parent) not in config and str(ROOT) not in config
 
 
-def test_the_bundled_model_is_the_default(subprocess_env):
+def test_the_bundled_model_is_the_default_and_a_cancelled_song_frees_its_worker(subprocess_env):
     bundled = load_model(BUNDLED_MODEL)
-    with running_app(subprocess_env) as app:
+    # One worker, so a cancelled song that kept sampling would hold up the next one.
+    with running_app(subprocess_env, LYRICGPT_CONCURRENCY="1") as app:
         assert "from the bundled model" in httpx.get(f"{app.url}/config", timeout=10).text
-        lyric = Client(app.url, verbose=False).predict(SEED_LINE, 0, 40, api_name="/generate")[0]
-    assert lyric == reference(bundled, SEED_LINE, 40, 0.0)
+        client = Client(app.url, verbose=False)
+        lyric = client.predict(SEED_LINE, 0, 40, api_name="/generate")[0]
+        assert lyric == reference(bundled, SEED_LINE, 40, 0.0)
+
+        long_song = client.submit(SEED_LINE, 1.0, 2000, api_name="/generate")
+        start = time.monotonic()
+        while len(long_song.outputs()) < 3:
+            assert time.monotonic() - start < 60, "the song did not start"
+            time.sleep(0.01)
+        written = len(long_song.outputs()[-1][0]) - len(SEED_LINE)
+        still_to_go_s = (2000 - written) / (written / (time.monotonic() - start))  # at the pace seen so far
+        long_song.cancel()
+        cancelled = time.monotonic()
+        short = client.predict(SEED_LINE, 0, 5, api_name="/generate")[0]
+        waited = time.monotonic() - cancelled
+    assert short == reference(bundled, SEED_LINE, 5, 0.0)
+    assert waited < still_to_go_s / 2, f"the next song waited {waited:.1f} s; the cancelled one had {still_to_go_s:.1f} s to go"

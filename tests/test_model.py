@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lyricgpt.model import GPT, IGNORE_INDEX, Bigram, BigramConfig, Dropout, GPTConfig, build_model
+from lyricgpt.model import GPT, IGNORE_INDEX, Bigram, BigramConfig, Dropout, GPTConfig, attention, build_model
 
 CONFIG = GPTConfig(vocab_size=23, context_length=16, n_layer=2, n_head=4, n_embd=32)
 
@@ -108,6 +108,14 @@ def test_causal(gpt):
             logits, _ = gpt(changed)
             torch.testing.assert_close(logits[:, :t], base[:, :t], atol=1e-6, rtol=0)
             assert not torch.allclose(logits[:, t], base[:, t])  # the change itself is seen
+
+
+@pytest.mark.parametrize("causal, T, S", [(True, 7, 7), (False, 1, 9)])  # a prefill; one new character
+def test_plain_attention_matches_the_fused_kernel_used_off_the_cpu(causal, T, S):
+    g = torch.Generator().manual_seed(3)
+    q, k, v = torch.randn(2, 4, T, 8, generator=g), torch.randn(2, 4, S, 8, generator=g), torch.randn(2, 4, S, 8, generator=g)
+    expected = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+    torch.testing.assert_close(attention(q, k, v, causal), expected)
 
 
 def test_weight_tying():
