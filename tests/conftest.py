@@ -54,6 +54,26 @@ def child_env() -> dict[str, str]:
     return env
 
 
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory) -> Path:
+    """A small made-up song file for training runs (training_runs.write_corpus)."""
+    from training_runs import write_corpus
+
+    return write_corpus(tmp_path_factory.mktemp("corpus") / "songs.txt")
+
+
+@pytest.fixture(scope="session")
+def tiny_run(corpus, tmp_path_factory):
+    """(process, out folder) of one finished train.py run of training_runs.TWENTY_STEPS on ``corpus``,
+    shared by the CLI and the resume tests."""
+    from training_runs import TWENTY_STEPS, train
+
+    out = tmp_path_factory.mktemp("run") / "out"
+    proc = train(*TWENTY_STEPS, "--data", corpus, "--out", out, env=child_env())
+    assert proc.returncode == 0, proc.stderr
+    return proc, out
+
+
 @pytest.fixture(scope="session")  # session-wide so that module-scoped servers can use it
 def subprocess_env() -> dict[str, str]:
     """``child_env()``, shared by every test: copy it ({**subprocess_env, ...}) before changing anything."""

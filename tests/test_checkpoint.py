@@ -17,15 +17,14 @@ import torch
 
 import train
 from lyricgpt.checkpoint import FORMAT, CheckpointError, load_checkpoint, save_checkpoint
-from training_runs import TINY, child_env, train as run_train, tree_digest, write_corpus
+from conftest import child_env
+from training_runs import TINY, train as run_train, tree_digest
 
 
 @pytest.fixture(scope="module")
-def stopped_run(tmp_path_factory):
+def stopped_run(corpus, tmp_path_factory):
     """A run stopped at step 10 of 20: ckpt_last.pt, ckpt_best.pt, metrics.jsonl and loss.png."""
-    folder = tmp_path_factory.mktemp("stopped")
-    corpus = write_corpus(folder / "songs.txt")
-    out = folder / "out"
+    out = tmp_path_factory.mktemp("stopped") / "out"
     proc = run_train(*TINY, "--data", corpus, "--out", out, "--max-steps", 20, "--stop-at-step", 10, env=child_env())
     assert proc.returncode == 0, proc.stderr
     return out

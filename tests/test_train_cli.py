@@ -16,23 +16,9 @@ from lyricgpt.checkpoint import load_checkpoint
 from lyricgpt.data import read_corpus, train_val_split
 from lyricgpt.evaluate import score_text
 from lyricgpt.training import PRESETS, SAMPLE_SEED_LINES, TrainConfig, read_metrics
-from training_runs import ROOT, TINY, assert_same_tensors, child_env, train as run_train, weights_of, write_corpus
+from training_runs import ROOT, TINY, assert_same_tensors, train as run_train, weights_of
 
 METRIC_KEYS = {"step", "train_loss", "val_loss", "val_bits_per_char", "lr", "tokens_per_s", "elapsed_s"}
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    return write_corpus(tmp_path_factory.mktemp("corpus") / "songs.txt")
-
-
-@pytest.fixture(scope="module")
-def tiny_run(corpus, tmp_path_factory):
-    """One finished 20-step run, evaluated at steps 10 and 20."""
-    out = tmp_path_factory.mktemp("run") / "out"
-    proc = run_train(*TINY, "--data", corpus, "--out", out, "--max-steps", 20, "--dropout", 0.1, env=child_env())
-    assert proc.returncode == 0, proc.stderr
-    return proc, out
 
 
 def test_help_documents_every_setting_and_preset(capsys):

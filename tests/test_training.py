@@ -13,33 +13,20 @@ import pytest
 from lyricgpt import load_model
 from lyricgpt.checkpoint import load_checkpoint
 from lyricgpt.training import read_metrics
-from training_runs import (ROOT, TINY, assert_same_tensors, child_env, start_train, train, wait_for, weights_of,
-                           write_corpus)
+from training_runs import (ROOT, TINY, TWENTY_STEPS, assert_same_tensors, start_train, train, wait_for,
+                           weights_of)
 
-RUN = [*TINY, "--max-steps", 20, "--dropout", 0.1]  # dropout, so the random state must resume too
 TIMING = {"tokens_per_s", "elapsed_s"}  # the only things two runs of one plan may disagree on
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    return write_corpus(tmp_path_factory.mktemp("corpus") / "songs.txt")
-
-
-@pytest.fixture(scope="module")
-def straight_run(corpus, tmp_path_factory):
-    out = tmp_path_factory.mktemp("straight") / "out"
-    proc = train(*RUN, "--data", corpus, "--out", out, env=child_env())
-    assert proc.returncode == 0, proc.stderr
-    return out
 
 
 def without_timing(metrics: list[dict]) -> list[dict]:
     return [{k: v for k, v in m.items() if k not in TIMING} for m in metrics]
 
 
-def test_stopped_and_resumed_run_equals_the_straight_run(straight_run, corpus, tmp_path, subprocess_env):
+def test_stopped_and_resumed_run_equals_the_straight_run(tiny_run, corpus, tmp_path, subprocess_env):
+    _, straight_run = tiny_run
     out = tmp_path / "out"
-    stopped = train(*RUN, "--data", corpus, "--out", out, "--stop-at-step", 10, env=subprocess_env)
+    stopped = train(*TWENTY_STEPS, "--data", corpus, "--out", out, "--stop-at-step", 10, env=subprocess_env)
     assert stopped.returncode == 0, stopped.stderr
     assert f"python train.py --out {out} --resume" in stopped.stdout
     assert load_checkpoint(out / "ckpt_last.pt")["step"] == 10

@@ -12,14 +12,14 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from conftest import child_env  # noqa: F401  (re-exported for the training tests)
-
 ROOT = Path(__file__).resolve().parent.parent
 
 # A model small enough that a run of a few dozen steps takes about a second on one CPU thread.
 TINY = ["--preset", "tiny", "--n-layer", "1", "--n-embd", "32", "--n-head", "2", "--context-length", "32",
         "--batch-size", "8", "--eval-interval", "10", "--sample-chars", "20", "--dtype", "float32",
         "--device", "cpu"]
+# The shared finished run (conftest's ``tiny_run``); dropout, so that a resume must restore the random state too.
+TWENTY_STEPS = [*TINY, "--max-steps", 20, "--dropout", 0.1]
 
 WORDS = ("love night heart fire rain dance baby road home light dream tears sky "
          "you me we hold run stay gone blue gold cold river summer").split()
