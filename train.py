@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutdown_distributed()
     if folder is None:
-        return 130 if args.stop_at_step is None else 0
+        return 130 if trainer.interrupted else 0
     if args.push_to_hub:
         try:
             url = push(folder, args.push_to_hub, private=args.private, timeout=args.push_timeout)

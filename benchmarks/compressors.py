@@ -2,6 +2,7 @@
 
     apt-get install -y p7zip-full xz-utils bzip2   # once
     python benchmarks/compressors.py [--data assets/lyrics.txt] [--model assets/model]
+    python benchmarks/compressors.py --other-splits 20   # how hard our validation songs are
 
 Bits per validation character given the training text:
 (compressed size of train + validation - compressed size of train) x 8 / validation characters.
@@ -12,14 +13,16 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
+import zlib
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from lyricgpt.data import SONG_BREAK, read_corpus, train_val_split  # noqa: E402
+from lyricgpt.data import SONG_BREAK, VAL_PERCENT, read_corpus, split_songs, train_val_split  # noqa: E402
 from lyricgpt.evaluate import score_text  # noqa: E402
 from lyricgpt.lm import load_model  # noqa: E402
 
@@ -41,25 +44,46 @@ def compressed_size(name: str, text: str, workdir: Path) -> int:
     return result.stat().st_size
 
 
+def bits_given(name: str, train: str, val: str, workdir: Path) -> float:
+    both = compressed_size(name, train + SONG_BREAK + val, workdir)
+    return (both - compressed_size(name, train, workdir)) * 8 / len(val)
+
+
+def other_split(text: str, salt: int) -> tuple[str, str]:
+    """Another split like train_val_split's, with a salt in the checksum: a different 5% of songs."""
+    songs = split_songs(text)
+    is_val = [zlib.crc32(f"{salt}:{s}".encode("utf-8")) % 100 < VAL_PERCENT for s in songs]
+    return (SONG_BREAK.join(s for s, v in zip(songs, is_val) if not v),
+            SONG_BREAK.join(s for s, v in zip(songs, is_val) if v))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="assets/lyrics.txt")
     parser.add_argument("--model", default="assets/model")
+    parser.add_argument("--other-splits", type=int, default=0, metavar="N",
+                        help="also give PPMd's bits/char on N other 5%% splits of the songs")
     args = parser.parse_args()
     missing = [tool for tool in ("7z", "xz", "bzip2") if shutil.which(tool) is None]
     if missing:
         sys.exit(f"missing {', '.join(missing)}: apt-get install -y p7zip-full xz-utils bzip2")
+    text = read_corpus(args.data)
     lm = load_model(args.model)
-    train, val = train_val_split(read_corpus(args.data), min_chars=lm.context_length + 1)
+    train, val = train_val_split(text, min_chars=lm.context_length + 1)
     print(f"train {len(train):,} characters, validation {len(val):,} characters")
     print("| method | validation bits/char |\n|---|---:|")
     print(f"| LyricGPT ({args.model}) | {score_text(lm, val)['bits_per_char']:.3f} |")
     with tempfile.TemporaryDirectory() as tmp:
-        for name in COMPRESSORS:
-            both = compressed_size(name, train + SONG_BREAK + val, Path(tmp))
-            alone = compressed_size(name, train, Path(tmp))
-            print(f"| {name} | {(both - alone) * 8 / len(val):.3f} |")
-
+        ours = {name: bits_given(name, train, val, Path(tmp)) for name in COMPRESSORS}
+        for name, bits in ours.items():
+            print(f"| {name} | {bits:.3f} |")
+        if args.other_splits:
+            ppmd = next(iter(COMPRESSORS))
+            others = [bits_given(ppmd, *other_split(text, salt), Path(tmp)) for salt in range(1, args.other_splits + 1)]
+            harder = sum(b >= ours[ppmd] for b in others)
+            print(f"{ppmd} on {len(others)} other 5% splits: median {statistics.median(others):.3f}, "
+                  f"range {min(others):.3f}-{max(others):.3f}; ours {ours[ppmd]:.3f}, "
+                  f"{harder} of {len(others)} as hard or harder")
 
 if __name__ == "__main__":
     main()

@@ -1,28 +1,35 @@
-"""Choose the bundled model's recipe by measurement: train each candidate under the same time
-budget on this machine, then score it on the validation songs.
+"""Choose the bundled model's recipe by measurement: train each candidate under one budget, then
+score it on the validation songs.
 
-    python benchmarks/sweep.py --minutes 5            # all candidates, one after another
-    python benchmarks/sweep.py --minutes 5 --only A C  # some of them
+    python benchmarks/sweep.py --minutes 3 --only A B C     # each for 3 minutes on this machine
+    python benchmarks/sweep.py --hour --device cuda --parallel 12
 
-Each run lives in runs/sweep/NAME (resumable like any train.py run); the table is printed in
-Markdown and written to runs/sweep/results.md.
+--hour stands in for an hour on this 2-core CPU: each candidate trains for the steps the CPU
+reaches in 60 minutes (its CPU speed against the first bundled recipe, times the 9,670 steps
+that recipe reached in its hour), so a GPU can run a sweep of hour-long runs in minutes. The
+learning-rate schedule is then planned on steps instead of on the clock, which is the same plan.
+
+Each run lives in runs/sweep/NAME or runs/sweep-hour/NAME (resumable like any train.py run);
+the table is printed in Markdown and written to results.md there.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-BASE = ["--data", "assets/lyrics.txt", "--n-layer", "4", "--n-embd", "256", "--n-head", "4",
-        "--context-length", "256", "--batch-size", "16", "--lr", "2e-3", "--dropout", "0",
-        "--dtype", "bfloat16", "--schedule", "cosine", "--warmup-steps", "50", "--eval-interval", "100"]
-
-CANDIDATES = {
+# The 3-minute sweep: how fast each recipe learns.
+MINUTES_BASE = ["--n-layer", "4", "--n-embd", "256", "--n-head", "4", "--context-length", "256",
+                "--batch-size", "16", "--lr", "2e-3", "--dropout", "0", "--weight-decay", "0.1",
+                "--dtype", "bfloat16", "--schedule", "cosine", "--warmup-steps", "50", "--eval-interval", "100"]
+MINUTES = {
     "A": ("4x256, ctx 256, batch 16, lr 2e-3, bf16, cosine", []),
     "B": ("as A, float32", ["--dtype", "float32"]),
     "C": ("as A, 6 layers", ["--n-layer", "6"]),
@@ -33,38 +40,115 @@ CANDIDATES = {
     "H": ("as A, dropout 0.1", ["--dropout", "0.1"]),
 }
 
+# The hour sweep: where each recipe ends, which is what overfitting decides on a small corpus.
+# Each entry's speed is its training tokens/s on the 2-core CPU against h-base, measured with
+# benchmarks/train_speed.py and the entry's flags (the median of two h-base measurements).
+HOUR_BASE = ["--n-layer", "4", "--n-embd", "256", "--n-head", "4", "--context-length", "128",
+             "--batch-size", "32", "--lr", "2e-3", "--dropout", "0.2", "--weight-decay", "0.1",
+             "--dtype", "bfloat16", "--schedule", "wsd", "--warmup-steps", "100", "--decay-fraction", "0.2"]
+HOUR_STEPS = 9670  # what h-base reached in its hour on the quiet CPU (runs/bundled2)
+L6, D3, WD5 = ["--n-layer", "6"], ["--dropout", "0.3"], ["--weight-decay", "0.5"]
+HOUR = {
+    "h-base": ("4x256, ctx 128, batch 32, dropout 0.2, weight decay 0.1, lr 2e-3, bf16, wsd", 1.0, []),
+    "h-seed": ("as h-base, seed 7", 1.0, ["--seed", "7"]),
+    "h-d3": ("as h-base, dropout 0.3", 1.0, D3),
+    "h-d4": ("as h-base, dropout 0.4", 1.0, ["--dropout", "0.4"]),
+    "h-wd5": ("as h-base, weight decay 0.5", 1.0, WD5),
+    "h-wd5-seed": ("as h-wd5, seed 7", 1.0, WD5 + ["--seed", "7"]),
+    "h-wd10": ("as h-base, weight decay 1.0 (the bundled recipe)", 1.0, ["--weight-decay", "1.0"]),
+    "h-d3-wd5": ("as h-base, dropout 0.3, weight decay 0.5", 1.0, D3 + WD5),
+    "h-d3-wd10": ("as h-base, dropout 0.3, weight decay 1.0", 1.0, D3 + ["--weight-decay", "1.0"]),
+    "h-d3-lr1": ("as h-d3, lr 1e-3", 1.0, D3 + ["--lr", "1e-3"]),
+    "h-d3-decay5": ("as h-d3, half the run decaying", 1.0, D3 + ["--decay-fraction", "0.5"]),
+    "h-d3-b64": ("as h-d3, batch 64", 0.533, D3 + ["--batch-size", "64"]),
+    "h-ctx256": ("as h-base, ctx 256, batch 16", 0.925, ["--context-length", "256", "--batch-size", "16"]),
+    "h-d3-ctx256": ("as h-d3, ctx 256, batch 16", 0.925, D3 + ["--context-length", "256", "--batch-size", "16"]),
+    "h-d3-ctx512": ("as h-d3, ctx 512, batch 8", 0.795, D3 + ["--context-length", "512", "--batch-size", "8"]),
+    "h-3l": ("as h-base, 3 layers", 1.251, ["--n-layer", "3"]),
+    "h-d3-384": ("as h-d3, 384 wide, 6 heads", 0.510, D3 + ["--n-embd", "384", "--n-head", "6"]),
+    "h-6l-d3": ("as h-d3, 6 layers", 0.637, L6 + D3),
+    "h-6l-d3-seed": ("as h-6l-d3, seed 7", 0.637, L6 + D3 + ["--seed", "7"]),
+    "h-6l-d4": ("as h-base, 6 layers, dropout 0.4", 0.637, L6 + ["--dropout", "0.4"]),
+    "h-6l-d3-ctx256": ("as h-6l-d3, ctx 256, batch 16", 0.60, L6 + D3 + ["--context-length", "256", "--batch-size", "16"]),
+    "h-6l-wd5": ("as h-base, 6 layers, weight decay 0.5", 0.637, L6 + WD5),
+    "h-6l-d3-wd5": ("as h-6l-wd5, dropout 0.3", 0.637, L6 + D3 + WD5),
+    "h-6l-d3-wd5-lr1": ("as h-6l-d3-wd5, lr 1e-3", 0.637, L6 + D3 + WD5 + ["--lr", "1e-3"]),
+    "h-6l-d3-wd10": ("as h-base, 6 layers, dropout 0.3, weight decay 1.0", 0.637, L6 + D3 + ["--weight-decay", "1.0"]),
+    "h-5l-d3-wd5": ("as h-6l-d3-wd5, 5 layers", 0.77, ["--n-layer", "5"] + D3 + WD5),
+    "h-8l-d3-wd5": ("as h-6l-d3-wd5, 8 layers", 0.49, ["--n-layer", "8"] + D3 + WD5),
+}
 
-def run(name: str, minutes: float) -> dict:
-    out = ROOT / "runs" / "sweep" / name
-    description, extra = CANDIDATES[name]
-    args = BASE + extra + ["--out", str(out), "--max-minutes", str(minutes)]
-    if not (out / "model" / "model.safetensors").exists():
-        resume = ["--resume"] if (out / "ckpt_last.pt").exists() else []
-        subprocess.run([sys.executable, str(ROOT / "train.py"), *args, *resume], cwd=ROOT, check=True)
-    score = subprocess.run([sys.executable, "-m", "lyricgpt.evaluate", str(out / "model"), "assets/lyrics.txt",
-                            "--val-split", "--json"], cwd=ROOT, check=True, capture_output=True, text=True)
-    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+def command(name: str, args: argparse.Namespace) -> tuple[list[str], Path]:
+    if args.hour:
+        _, speed, extra = HOUR[name]
+        out = ROOT / "runs" / "sweep-hour" / name
+        budget = ["--max-minutes", "0", "--max-steps", str(round(HOUR_STEPS * speed)),
+                  "--device", args.device, "--compile", "off", "--sample-chars", "100"]
+        flags = HOUR_BASE + extra + budget
+    else:
+        out = ROOT / "runs" / "sweep" / name
+        flags = MINUTES_BASE + MINUTES[name][1] + ["--max-minutes", str(args.minutes), "--device", args.device]
+    resume = ["--resume"] if (out / "ckpt_last.pt").exists() else []
+    return [sys.executable, str(ROOT / "train.py"), "--data", "assets/lyrics.txt", *flags, "--out", str(out), *resume], out
+
+
+def score(name: str, out: Path, description: str) -> dict:
+    result = subprocess.run([sys.executable, "-m", "lyricgpt.evaluate", str(out / "model"), "assets/lyrics.txt",
+                             "--val-split", "--json"], cwd=ROOT, check=True, capture_output=True, text=True)
+    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
     config = json.loads((out / "model" / "config.json").read_text())
     params = 12 * config["n_layer"] * config["n_embd"] ** 2 + config["n_embd"] * (config["vocab_size"] + config["context_length"])
     return {"name": name, "description": description, "params": params,
-            "tokens": metrics[-1]["tokens_seen"], "minutes": metrics[-1]["elapsed_s"] / 60,
-            "best_val_during_training": min(m["val_bits_per_char"] for m in metrics),
-            "val_bpc": json.loads(score.stdout)["bits_per_char"]}
+            "tokens": metrics[-1]["tokens_seen"], "steps": metrics[-1]["step"], "minutes": metrics[-1]["elapsed_s"] / 60,
+            "val_bpc": json.loads(result.stdout)["bits_per_char"]}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--minutes", type=float, default=5.0)
-    parser.add_argument("--only", nargs="*", default=sorted(CANDIDATES))
+    parser.add_argument("--minutes", type=float, default=5.0, help="the budget of each run on this machine")
+    parser.add_argument("--hour", action="store_true", help="run the hour sweep, as steps (see above)")
+    parser.add_argument("--device", default="auto", help="train.py's --device")
+    parser.add_argument("--parallel", type=int, default=1, help="runs at once (the hour sweep on a GPU)")
+    parser.add_argument("--only", nargs="*", default=None)
     args = parser.parse_args()
-    rows = [run(name, args.minutes) for name in args.only]
-    lines = ["| run | config | parameters | tokens seen | minutes | validation bits/char |",
-             "|---|---|---:|---:|---:|---:|"]
-    lines += [f"| {r['name']} | {r['description']} | {r['params'] / 1e6:.2f} M | {r['tokens'] / 1e6:.1f} M | "
-              f"{r['minutes']:.1f} | {r['val_bpc']:.3f} |" for r in rows]
-    table = "\n".join(lines)
-    print(table)
-    (ROOT / "runs" / "sweep" / "results.md").write_text(table + "\n")
+    table = HOUR if args.hour else MINUTES
+    names = args.only or list(table)
+    unknown = sorted(set(names) - set(table))
+    if unknown:
+        parser.error(f"unknown candidates {unknown}; choose from {list(table)}")
+
+    # Each candidate's run is a train.py process; up to --parallel run at once, sharing the cores.
+    env = dict(os.environ, OMP_NUM_THREADS=str(max(1, (os.cpu_count() or 1) // args.parallel)))
+    rows, queue, running = [], list(names), {}
+    while queue or running:
+        while queue and len(running) < args.parallel:
+            name = queue.pop(0)
+            cmd, out = command(name, args)
+            if (out / "model" / "model.safetensors").exists():
+                rows.append(score(name, out, table[name][0]))
+                continue
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with open(out.parent / f"{name}.log", "w") as log:
+                running[name] = (subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env), out)
+        time.sleep(1)
+        for name, (proc, out) in list(running.items()):
+            if proc.poll() is None:
+                continue
+            del running[name]
+            if proc.returncode != 0:
+                sys.exit(f"{name} failed (exit {proc.returncode}); see {out.parent / (name + '.log')}")
+            rows.append(score(name, out, table[name][0]))
+            print(f"{name}: {rows[-1]['val_bpc']:.3f} bits/char", flush=True)
+
+    rows.sort(key=lambda r: names.index(r["name"]))
+    lines = ["| run | config | parameters | steps | tokens seen | CPU minutes | validation bits/char |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r['name']} | {r['description']} | {r['params'] / 1e6:.2f} M | {r['steps']:,} | {r['tokens'] / 1e6:.1f} M | "
+              f"{60 if args.hour else r['minutes']:.1f} | {r['val_bpc']:.3f} |" for r in rows]
+    text = "\n".join(lines)
+    print(text)
+    (ROOT / "runs" / ("sweep-hour" if args.hour else "sweep") / "results.md").write_text(text + "\n")
 
 
 if __name__ == "__main__":

@@ -94,6 +94,9 @@ def scoring_windows(data: torch.Tensor, context_length: int, stride: int,
     character after the first window is predicted from at least ``context_length - stride``
     characters before it. The last window is moved back to end exactly at the text's end.
     """
+    if not 1 <= stride <= context_length:
+        raise ValueError(f"stride must be between 1 and the context length {context_length}, got {stride}: "
+                         "a longer stride would leave characters unscored")
     n = len(data) - 1  # number of targets
     if n < 1:
         return

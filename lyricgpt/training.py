@@ -44,7 +44,7 @@ class TrainConfig:
     grad_accum: int = 1
     lr: float = 2e-3
     min_lr_ratio: float = 0.1
-    weight_decay: float = 0.1
+    weight_decay: float = 1.0
     beta1: float = 0.9
     beta2: float = 0.99
     grad_clip: float = 1.0
@@ -256,6 +256,7 @@ class Trainer:
         self.out = Path(cfg.out)
         self.rt = rt
         self.stop_at_step = stop_at_step
+        self.interrupted = False  # set by run(): stopped by a signal
         self.cfg = cfg
 
         text = read_corpus(cfg.data)
@@ -391,7 +392,8 @@ class Trainer:
     # -- the run
 
     def run(self) -> Path | None:
-        """Train until the plan is done; return the exported model folder (None if interrupted)."""
+        """Train until the plan is done; return the exported model folder, or None if it stopped
+        early (``self.interrupted`` says whether a signal stopped it rather than --stop-at-step)."""
         cfg, rt = self.cfg, self.rt
         if rt.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
@@ -426,6 +428,7 @@ class Trainer:
             bar.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+        self.interrupted = interrupted
         if interrupted or (self.stop_at_step is not None and progress_of(cfg, self.step, self.elapsed_s) < 1.0):
             self.save("ckpt_last.pt")
             if rt.is_main:

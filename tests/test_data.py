@@ -147,5 +147,11 @@ def test_scoring_windows_half_context_overlap():
             assert first_scored + 1 >= context // 2  # chars of the window up to and including x[j]
 
 
+@pytest.mark.parametrize("stride", [0, -1, 17])
+def test_scoring_windows_refuse_a_stride_that_would_skip_characters(stride):
+    with pytest.raises(ValueError, match="stride"):
+        list(scoring_windows(torch.arange(100), 16, stride, 4))
+
+
 def test_scoring_windows_empty():
     assert list(scoring_windows(torch.arange(1), 8, 4, 2)) == []

@@ -47,6 +47,16 @@ def test_stopped_and_resumed_run_equals_the_straight_run(tiny_run, corpus, tmp_p
         read_metrics(straight_run / "metrics.jsonl"))
 
 
+def test_a_signal_during_a_stop_at_step_run_still_exits_130(corpus, tmp_path, subprocess_env):
+    out, log = tmp_path / "out", tmp_path / "log"
+    proc = start_train(*TINY, "--data", corpus, "--out", out, "--max-steps", 100_000, "--stop-at-step", 90_000,
+                       env=subprocess_env, log=log)
+    wait_for(out / "ckpt_last.pt", proc)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=600) == 130
+    assert f"interrupted at step {load_checkpoint(out / 'ckpt_last.pt')['step']}" in log.read_text()
+
+
 # A constant learning rate, so that a resume may shorten the plan without changing the steps.
 LONG = [*TINY, "--dropout", 0.1, "--warmup-steps", 0, "--min-lr-ratio", 1]
 
