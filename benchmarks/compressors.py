@@ -17,12 +17,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import zlib
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from lyricgpt.data import SONG_BREAK, VAL_PERCENT, read_corpus, split_songs, train_val_split  # noqa: E402
+from lyricgpt.data import SONG_BREAK, read_corpus, train_val_split  # noqa: E402
 from lyricgpt.evaluate import score_text  # noqa: E402
 from lyricgpt.lm import load_model  # noqa: E402
 
@@ -49,14 +48,6 @@ def bits_given(name: str, train: str, val: str, workdir: Path) -> float:
     return (both - compressed_size(name, train, workdir)) * 8 / len(val)
 
 
-def other_split(text: str, salt: int) -> tuple[str, str]:
-    """Another split like train_val_split's, with a salt in the checksum: a different 5% of songs."""
-    songs = split_songs(text)
-    is_val = [zlib.crc32(f"{salt}:{s}".encode("utf-8")) % 100 < VAL_PERCENT for s in songs]
-    return (SONG_BREAK.join(s for s, v in zip(songs, is_val) if not v),
-            SONG_BREAK.join(s for s, v in zip(songs, is_val) if v))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="assets/lyrics.txt")
@@ -79,7 +70,8 @@ def main() -> None:
             print(f"| {name} | {bits:.3f} |")
         if args.other_splits:
             ppmd = next(iter(COMPRESSORS))
-            others = [bits_given(ppmd, *other_split(text, salt), Path(tmp)) for salt in range(1, args.other_splits + 1)]
+            others = [bits_given(ppmd, *train_val_split(text, min_chars=lm.context_length + 1, salt=f"{i}:"), Path(tmp))
+                      for i in range(1, args.other_splits + 1)]
             harder = sum(b >= ours[ppmd] for b in others)
             print(f"{ppmd} on {len(others)} other 5% splits: median {statistics.median(others):.3f}, "
                   f"range {min(others):.3f}-{max(others):.3f}; ours {ours[ppmd]:.3f}, "

@@ -52,16 +52,17 @@ def split_songs(text: str) -> list[str]:
     return [s.strip("\n") for s in re.split(r"\n{3,}", text) if s.strip()]
 
 
-def train_val_split(text: str, min_chars: int = 0) -> tuple[str, str]:
+def train_val_split(text: str, min_chars: int = 0, salt: str = "") -> tuple[str, str]:
     """Split a corpus by song, the same way every time: about 5% of the songs go to validation.
 
     A song goes to validation when a checksum of its text says so, so that the split does not
     depend on song order and a song that appears twice lands on one side only. Texts without
     song breaks (or too few songs) are cut at the line break nearest 90% instead.
-    ``min_chars`` is the least each side must hold (one training window plus one).
+    ``min_chars`` is the least each side must hold (one training window plus one). A ``salt``,
+    checksummed before each song, picks another 5% (to see how typical a split is).
     """
     songs = split_songs(text)
-    is_val = [zlib.crc32(s.encode("utf-8")) % 100 < VAL_PERCENT for s in songs]
+    is_val = [zlib.crc32((salt + s).encode("utf-8")) % 100 < VAL_PERCENT for s in songs]
     train = SONG_BREAK.join(s for s, v in zip(songs, is_val) if not v)
     val = SONG_BREAK.join(s for s, v in zip(songs, is_val) if v)
     if len(songs) < 20 or min(len(train), len(val)) < min_chars:

@@ -78,6 +78,15 @@ def test_split_by_song_on_default_corpus(corpus_text):
     assert sorted(split_songs(val2)) == sorted(val_songs)
 
 
+def test_a_salted_split_holds_out_other_songs(corpus_text):
+    songs = Counter(split_songs(corpus_text))
+    _, val = train_val_split(corpus_text, min_chars=257)
+    train1, val1 = train_val_split(corpus_text, min_chars=257, salt="1:")
+    assert Counter(split_songs(train1)) + Counter(split_songs(val1)) == songs
+    assert 0.03 < len(val1) / len(corpus_text) < 0.08
+    assert set(split_songs(val1)) != set(split_songs(val))
+
+
 def test_split_without_song_breaks_cuts_at_a_line_break():
     text = "".join(f"line number {i}\n" for i in range(500))
     train, val = train_val_split(text, min_chars=33)
