@@ -1,8 +1,9 @@
 """Train LyricGPT on a lyrics text and write a model folder that the app can serve.
 
     python train.py --data my_lyrics.txt --out runs/mine --preset tiny --max-minutes 2
+    python train.py --data assets/lyrics.txt --out runs/mine    # the bundled model's recipe: an hour
     torchrun --nproc_per_node 2 train.py --data my_lyrics/ --out runs/ddp
-    python train.py --out runs/mine --resume
+    python train.py --out runs/mine --resume                     # the data and settings come from the checkpoint
 """
 
 from __future__ import annotations
@@ -26,12 +27,16 @@ HELP = {
     "bias": "biases in Linear and LayerNorm layers",
     "batch_size": "windows per micro-batch, per process",
     "grad_accum": "micro-batches per optimiser step (gradient accumulation)",
-    "lr": "peak learning rate", "min_lr_ratio": "final learning rate as a share of the peak",
-    "weight_decay": "AdamW weight decay (matrices only)", "beta1": "AdamW beta1", "beta2": "AdamW beta2",
+    "optimizer": "adamw, or muon (Muon for the blocks' matrices, AdamW for the rest)",
+    "lr": "peak learning rate (AdamW)", "muon_lr": "peak learning rate of Muon (--optimizer muon)", "min_lr_ratio": "final learning rate as a share of the peak",
+    "weight_decay": "weight decay (matrices only)", "beta1": "AdamW beta1", "beta2": "AdamW beta2",
     "grad_clip": "clip the gradient norm to this (0: off)", "warmup_steps": "linear warmup steps",
     "schedule": "cosine, or wsd (warmup-stable-decay)", "decay_fraction": "wsd: share of the run spent decaying",
-    "max_steps": "stop after this many optimiser steps (0: no step limit)",
-    "max_minutes": "stop after this many minutes; the schedule is planned to end then",
+    "max_steps": "step budget: stop after this many optimiser steps, or sooner if the time budget runs out "
+                 "first; 0: no step budget",
+    "max_minutes": "time budget: stop after this many minutes, or sooner if the step budget runs out first; "
+                   "0: no time budget. A time budget given without --max-steps replaces the preset's step budget. "
+                   "The learning-rate schedule is planned to end with the first budget",
     "eval_interval": "evaluate and checkpoint every this many steps",
     "seed": "random seed (weights, data order, dropout)", "device": "auto, cpu, cuda or mps",
     "dtype": "auto, bfloat16 or float32 (autocast precision)", "compile": "torch.compile: auto (CUDA only), on, off",
@@ -39,15 +44,20 @@ HELP = {
 }
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def make_parser() -> argparse.ArgumentParser:
+    # The usage line names the two ways to start, not each of the 40 flags.
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        usage="%(prog)s --data TEXT [--out OUT] [--preset NAME] [options]\n"
+              "       %(prog)s --out OUT --resume [options]")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="bundled",
                         help="starting values for every setting below (default: bundled, the bundled model's recipe)")
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         kind = {"int | None": int, "float | None": float}.get(str(f.type), f.type)
         kind = {"int": int, "float": float, "str": str, "bool": _bool}.get(kind, kind)
-        parser.add_argument(flag, type=kind, default=None, help=f"{HELP[f.name]} (default: {f.default})")
+        default = "required, unless --resume" if f.name == "data" else _default_of(f.name)
+        parser.add_argument(flag, type=kind, default=None, help=f"{HELP[f.name]} ({default})")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--stop-at-step", type=int, default=None,
                         help="save a checkpoint and stop after this step, as if interrupted; --resume continues")
@@ -56,7 +66,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--private", action="store_true", help="create the Hub repo as private")
     parser.add_argument("--push-timeout", type=float, default=600.0, metavar="SECONDS",
                         help="give up pushing after this many seconds; the model is kept (default: 600)")
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The flags as given; main() also insists on --data, which a script building its own Trainer
+    (benchmarks/train_speed.py) may leave to TrainConfig's default."""
+    return make_parser().parse_args(argv)
+
+
+def _default_of(name: str) -> str:
+    """The setting's default, and the presets that change it: "default: 60.0; --preset tiny: none"."""
+    default = getattr(TrainConfig, name)
+    changed = [f"{preset}: {_show(values[name])}" for preset, values in sorted(PRESETS.items())
+               if values.get(name, default) != default]
+    return f"default: {_show(default)}" + ("; --preset " + ", ".join(changed) if changed else "")
+
+
+def _show(value) -> str:
+    return "none" if value is None else str(value)
 
 
 def _bool(text: str) -> bool:
@@ -76,14 +104,18 @@ def build_config(args: argparse.Namespace, state: dict | None = None) -> TrainCo
     values.update(PRESETS[args.preset])
     values.update(given)
     for key in ("max_steps", "max_minutes"):
-        values[key] = values[key] or None  # 0 means no limit
+        values[key] = values[key] or None  # 0 turns that budget off
     if values["max_minutes"] is not None and args.max_steps is None:
         values["max_steps"] = None  # a time budget alone plans the schedule
     return TrainConfig(**values)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    if args.data is None and not args.resume:  # rather than an hour on the bundled songs nobody asked for
+        parser.error("--data is required: a UTF-8 text file or a folder of .txt files to train on "
+                     "(or --out OUT --resume, to continue a run)")
     try:
         state = load_checkpoint(Path(args.out or TrainConfig.out) / "ckpt_last.pt") if args.resume else None
         cfg = build_config(args, state)

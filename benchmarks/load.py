@@ -1,12 +1,16 @@
-"""Many people at once: N concurrent /generate streams against the app.
+"""Many people at once: N concurrent /generate streams against the app, batched engine against a baseline.
 
-    python benchmarks/load.py                                  # starts app.py with its defaults
-    python benchmarks/load.py --threads 2 --concurrency 1      # ... with other settings
-    python benchmarks/load.py --url http://127.0.0.1:7860 --pid 1234   # an app already running
+    python benchmarks/load.py                           # the app, then the baseline, N = 1 4 16 32 64
+    python benchmarks/load.py --streams 16 --batch 16 --threads 2   # other engine settings
+    python benchmarks/load.py --baseline none           # the app only
 
-For each N (default 1, 4, 8, 16; 300 characters each) prints: streams completed/failed, time to
-first character (median, p95), total time, aggregate characters/s; then the server's peak memory
-(VmHWM). Goal at N=16: all complete, p95 time to first character under 10 s.
+The baseline is the app as it was before the batched engine (git revision --baseline, default
+4972c92: two songs at a time, one torch thread each, everyone else queued), checked out in a
+temporary worktree and run on the same model in this same run, since this machine's speed drifts.
+
+For each N (300 characters each) prints: streams completed / refused busy / failed, time to first
+character (median, p95), per-stream chars/s after the first character (median, slowest),
+aggregate chars/s; then the server's peak memory (VmHWM) after each N.
 """
 
 from __future__ import annotations
@@ -14,12 +18,15 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import threading
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
@@ -29,21 +36,35 @@ from gradio_client import Client  # noqa: E402
 from live_app import running_app  # noqa: E402
 
 SEED_LINE = "We were young and the city was ours"
+BASELINE = "4972c92"  # the last revision with one song per worker (LYRICGPT_CONCURRENCY=2)
 
 
 @dataclass
 class Stream:
     first_char_s: float | None = None
+    last_char_s: float | None = None
     new_chars: int = 0
     error: str | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self.error is not None and "busy" in self.error
+
+    @property
+    def rate(self) -> float:
+        """Characters per second after the first one arrived."""
+        span = (self.last_char_s or 0) - (self.first_char_s or 0)
+        return (self.new_chars - 1) / span if span > 0 else float("nan")
 
 
 def one_stream(client: Client, chars: int, seed: int, result: Stream, start: float) -> None:
     try:
         job = client.submit(SEED_LINE, 0.8, chars, 0, 1.0, str(seed), True, api_name="/generate")
         for lyric, _, _ in job:
+            now = time.perf_counter() - start
             if result.first_char_s is None:
-                result.first_char_s = time.perf_counter() - start
+                result.first_char_s = now
+            result.last_char_s = now
             result.new_chars = len(lyric) - len(SEED_LINE)
         if result.new_chars != chars:
             result.error = f"{result.new_chars} of {chars} characters"
@@ -51,7 +72,12 @@ def one_stream(client: Client, chars: int, seed: int, result: Stream, start: flo
         result.error = f"{type(e).__name__}: {e}"
 
 
-def run_load(client: Client, n: int, chars: int) -> None:
+def percentile(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, round(q * (len(values) - 1)))] if values else float("nan")
+
+
+def run_load(client: Client, n: int, chars: int) -> dict:
     streams = [Stream() for _ in range(n)]
     start = time.perf_counter()
     threads = [threading.Thread(target=one_stream, args=(client, chars, i, s, start)) for i, s in enumerate(streams)]
@@ -61,46 +87,93 @@ def run_load(client: Client, n: int, chars: int) -> None:
         t.join()
     total = time.perf_counter() - start
     done = [s for s in streams if s.error is None]
-    firsts = sorted(s.first_char_s for s in streams if s.first_char_s is not None)
-    p95 = firsts[min(len(firsts) - 1, round(0.95 * (len(firsts) - 1)))] if firsts else float("nan")
-    print(f"N={n:3d}  completed {len(done):3d}  failed {n - len(done):3d}  "
-          f"first char median {statistics.median(firsts) if firsts else float('nan'):6.2f} s  p95 {p95:6.2f} s  "
-          f"total {total:6.1f} s  aggregate {sum(s.new_chars for s in streams) / total:6.0f} chars/s", flush=True)
+    busy = [s for s in streams if s.busy]
+    firsts = [s.first_char_s for s in done]
+    rates = [s.rate for s in done]
+    row = {"n": n, "done": len(done), "busy": len(busy), "failed": n - len(done) - len(busy),
+           "first_median": statistics.median(firsts) if firsts else float("nan"),
+           "first_p95": percentile(firsts, 0.95),
+           "rate_median": statistics.median(rates) if rates else float("nan"),
+           "rate_slowest": min(rates) if rates else float("nan"),
+           "aggregate": sum(s.new_chars for s in done) / total}
+    print(f"N={n:3d}  completed {row['done']:3d}  busy {row['busy']:3d}  failed {row['failed']:3d}  "
+          f"first char median {row['first_median']:6.2f} s  p95 {row['first_p95']:6.2f} s  "
+          f"per stream median {row['rate_median']:5.0f}  slowest {row['rate_slowest']:5.0f} chars/s  "
+          f"aggregate {row['aggregate']:6.0f} chars/s", flush=True)
     for s in streams:
-        if s.error:
+        if s.error and not s.busy:
             print(f"        failed: {s.error[:200]}")
+    return row
 
 
-def peak_memory(pid: int) -> str:
+def peak_memory_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+@contextmanager
+def checkout(revision: str) -> Iterator[Path]:
+    """The repository at ``revision``, in a temporary git worktree."""
+    with tempfile.TemporaryDirectory(prefix="lyricgpt-baseline-") as tmp:
+        folder = Path(tmp) / "tree"
+        subprocess.run(["git", "worktree", "add", "--detach", str(folder), revision], cwd=ROOT, check=True,
+                       capture_output=True)
+        try:
+            yield folder
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(folder)], cwd=ROOT, capture_output=True)
+
+
+def measure(name: str, env: dict, settings: dict, app_py: Path, streams: list[int], chars: int) -> list[dict]:
+    with running_app(env, app_py=app_py, **settings) as app:
+        print(f"\n{name}: {settings}; {chars} characters per stream", flush=True)
+        client = Client(app.url, verbose=False, max_workers=max(40, max(streams)))
+        client.predict(SEED_LINE, 0.8, 20, api_name="/generate")  # warm-up
+        rows = []
+        for n in streams:
+            rows.append(run_load(client, n, chars))
+            rows[-1]["peak_mb"] = peak_memory_mb(app.process.pid)
+            print(f"        server peak memory (VmHWM) so far: {rows[-1]['peak_mb']:.0f} MB", flush=True)
+        return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--url", help="an app already running (default: start app.py)")
-    parser.add_argument("--pid", type=int, help="its process id, for the peak memory")
-    parser.add_argument("--model", help="LYRICGPT_MODEL for the app started here (default: bundled)")
-    parser.add_argument("--threads", type=int, help="LYRICGPT_THREADS for the app started here")
-    parser.add_argument("--concurrency", type=int, help="LYRICGPT_CONCURRENCY for the app started here")
-    parser.add_argument("--streams", type=int, nargs="+", default=[1, 4, 8, 16])
+    parser.add_argument("--model", default=str(ROOT / "assets" / "model"), help="LYRICGPT_MODEL for both apps")
+    parser.add_argument("--threads", type=int, help="LYRICGPT_THREADS of the engine")
+    parser.add_argument("--batch", type=int, help="LYRICGPT_BATCH: songs the engine writes at once")
+    parser.add_argument("--waiting", type=int, help="LYRICGPT_WAITING: songs that may wait for a place")
+    parser.add_argument("--baseline", default=BASELINE, help="git revision of the baseline app, or none")
+    parser.add_argument("--streams", type=int, nargs="+", default=[1, 4, 16, 32, 64])
     parser.add_argument("--chars", type=int, default=300)
     args = parser.parse_args()
 
-    settings = {name: str(value) for name, value in [("LYRICGPT_MODEL", args.model), ("LYRICGPT_THREADS", args.threads),
-                                                     ("LYRICGPT_CONCURRENCY", args.concurrency)] if value}
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    with nullcontext() if args.url else running_app(env, **settings) as app:
-        url, pid = (args.url, args.pid) if args.url else (app.url, app.process.pid)
-        print(f"app at {url}, {settings or 'defaults'}; {args.chars} characters per stream")
-        client = Client(url, verbose=False, max_workers=max(40, max(args.streams)))
-        client.predict(SEED_LINE, 0.8, 20, api_name="/generate")  # warm-up
-        for n in args.streams:
-            run_load(client, n, args.chars)
-        if pid:
-            print(f"server peak memory (VmHWM): {peak_memory(pid)}")
+    settings = {"LYRICGPT_MODEL": str(Path(args.model).resolve())}
+    settings.update({name: str(value) for name, value in [
+        ("LYRICGPT_THREADS", args.threads), ("LYRICGPT_BATCH", args.batch), ("LYRICGPT_WAITING", args.waiting)] if value})
+    results = {"batched engine": measure("batched engine", env, settings, ROOT / "app.py", args.streams, args.chars)}
+    if args.baseline != "none":
+        with checkout(args.baseline) as tree:
+            base_env = {**env, "PYTHONPATH": str(tree)}
+            base = {"LYRICGPT_MODEL": settings["LYRICGPT_MODEL"]}
+            results[f"baseline {args.baseline}"] = measure(f"baseline {args.baseline}", base_env, base,
+                                                           tree / "app.py", args.streams, args.chars)
+
+    print("\n| app | N | completed | busy | failed | first char median | p95 | per-stream chars/s median | slowest "
+          "| aggregate chars/s | server peak memory |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name, rows in results.items():
+        for r in rows:
+            print(f"| {name} | {r['n']} | {r['done']} | {r['busy']} | {r['failed']} | {r['first_median']:.2f} s | "
+                  f"{r['first_p95']:.2f} s | {r['rate_median']:.0f} | {r['rate_slowest']:.0f} | {r['aggregate']:.0f} | "
+                  f"{r['peak_mb']:.0f} MB |")
+    if len(results) == 2:
+        engine, base = results.values()
+        ratios = ", ".join(f"N={a['n']}: {a['aggregate'] / b['aggregate']:.1f}x" for a, b in zip(engine, base))
+        print(f"\naggregate chars/s, engine against baseline: {ratios}")
 
 
 if __name__ == "__main__":

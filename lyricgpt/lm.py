@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from pathlib import Path
 from typing import Iterator
 
@@ -17,6 +18,7 @@ from .tokenizer import CharTokenizer, Encoding
 from .weights import CONFIG_NAME, WEIGHTS_NAME, load_weights
 
 TOKENIZER_NAME = "tokenizer.json"
+CARD_NAME = "README.md"
 MAX_CONFIG_BYTES = 64 * 1024
 # Bounds that any sane LyricGPT model fits in; they stop a hostile config from allocating terabytes.
 LIMITS = {"vocab_size": 10_000, "context_length": 65_536, "n_layer": 256, "n_head": 256, "n_embd": 16_384}
@@ -29,13 +31,15 @@ class ModelError(ValueError):
 class LyricModel:
     """A model, its tokenizer, and where they came from."""
 
-    def __init__(self, model: torch.nn.Module, tokenizer: CharTokenizer, source: str = ""):
+    def __init__(self, model: torch.nn.Module, tokenizer: CharTokenizer, source: str = "",
+                 val_bits_per_char: float | None = None):
         if model.config.vocab_size != tokenizer.vocab_size:
             raise ModelError(f"the model has {model.config.vocab_size} tokens but the tokenizer has "
                              f"{tokenizer.vocab_size}")
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.source = source
+        self.val_bits_per_char = val_bits_per_char  # as its model card reports it, if it has one
 
     @property
     def context_length(self) -> int:
@@ -91,7 +95,16 @@ def load_model(source: str | Path, revision: str | None = None, timeout: float =
     tokenizer = CharTokenizer.load(folder / TOKENIZER_NAME)
     model = build_model(config)
     load_weights(model, folder / WEIGHTS_NAME)
-    return LyricModel(model.to(device), tokenizer, source=str(source))
+    return LyricModel(model.to(device), tokenizer, source=str(source), val_bits_per_char=card_bits_per_char(folder))
+
+
+def card_bits_per_char(folder: Path) -> float | None:
+    """The validation bits/char that train.py wrote into the model card's metadata, if any."""
+    card = folder / CARD_NAME
+    if not card.is_file():
+        return None
+    match = re.search(r"^val_bits_per_char: ([0-9.]+)$", card.read_text(encoding="utf-8", errors="replace")[:4096], re.M)
+    return float(match.group(1)) if match else None
 
 
 def read_config(path: Path) -> GPTConfig | BigramConfig:

@@ -1,8 +1,8 @@
 """GPT-2, as published, at character scale; and the bigram baseline it is measured against.
 
 Both models share one interface, so that training, sampling and evaluation accept either:
-``forward(idx, targets=None, cache=None) -> (logits, loss)``, ``config.context_length`` and
-``new_cache(batch_size)``.
+``forward(idx, targets=None, cache=None, attention_weights=None) -> (logits, loss)``,
+``config.context_length`` and ``new_cache(batch_size)``.
 """
 
 from __future__ import annotations
@@ -39,29 +39,66 @@ class BigramConfig:
 
 
 class KVCache:
-    """Keys and values of every layer for the characters seen so far, preallocated to the context."""
+    """Keys and values of every layer for the characters seen so far, preallocated to the context.
+
+    One row per sequence. Rows may hold different numbers of characters (songs in a batch that
+    started at different times), so each row keeps its own length.
+    """
 
     def __init__(self, n_layer: int, batch_size: int, n_head: int, head_dim: int,
                  context_length: int, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32):
         shape = (n_layer, batch_size, n_head, context_length, head_dim)
         self.keys = torch.zeros(shape, device=device, dtype=dtype)
         self.values = torch.zeros(shape, device=device, dtype=dtype)
+        self.lengths = torch.zeros(batch_size, dtype=torch.long, device=device)  # positions filled, per row
         self.context_length = context_length
-        self.length = 0  # positions filled, shared by all layers
+
+    @property
+    def length(self) -> int:
+        """Positions filled in the longest row (in a one-row cache: its length)."""
+        return int(self.lengths.max()) if len(self.lengths) else 0
+
+    def rows(self, start: int, stop: int) -> "KVCache":
+        """Rows start..stop-1 as a cache of their own that shares this one's memory."""
+        view = KVCache.__new__(KVCache)
+        view.keys, view.values = self.keys[:, start:stop], self.values[:, start:stop]
+        view.lengths, view.context_length = self.lengths[start:stop], self.context_length
+        return view
+
+    def copy_row(self, dst: int, src: int) -> None:
+        """Move row ``src`` (its keys, values and length) into row ``dst``."""
+        self.keys[:, dst], self.values[:, dst] = self.keys[:, src], self.values[:, src]
+        self.lengths[dst] = self.lengths[src]
+
+    def padding_mask(self, new: int) -> torch.Tensor | None:
+        """For a step of ``new`` characters: which stored positions each row must not attend to
+        (those past its own length), as a (batch, 1, 1, positions) mask; None when rows are level."""
+        if bool((self.lengths == self.lengths[0]).all()):
+            return None
+        positions = torch.arange(self.length + new, device=self.lengths.device)
+        return (positions >= (self.lengths + new)[:, None])[:, None, None, :]
 
     def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Store this layer's new keys/values; return all keys/values up to and including them."""
-        start, end = self.length, self.length + k.size(2)
-        self.keys[layer, :, :, start:end] = k
-        self.values[layer, :, :, start:end] = v
+        """Store this layer's new keys/values after each row's own; return every row's keys/values
+        up to the longest row (shorter rows are padded, see ``padding_mask``)."""
+        T = k.size(2)
+        if T == 1:  # one new character per row, each at its row's own position
+            rows = torch.arange(len(self.lengths), device=k.device)
+            self.keys[layer, rows, :, self.lengths] = k[:, :, 0]
+            self.values[layer, rows, :, self.lengths] = v[:, :, 0]
+        else:  # a prefill: rows level, as they are after a reset
+            start = int(self.lengths[0])
+            self.keys[layer, :, :, start:start + T] = k
+            self.values[layer, :, :, start:start + T] = v
+        end = self.length + T
         return self.keys[layer, :, :, :end], self.values[layer, :, :, :end]
 
     def advance(self, n: int) -> None:
-        """Mark n more positions as filled, once every layer has stored them."""
-        self.length += n
+        """Mark n more positions as filled in every row, once every layer has stored them."""
+        self.lengths += n
 
     def reset(self) -> None:
-        self.length = 0
+        self.lengths.zero_()
 
 
 class Dropout(nn.Module):
@@ -90,16 +127,26 @@ class Dropout(nn.Module):
         return x * keep * (65536 / (65536 - dropped))
 
 
-def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool) -> torch.Tensor:
-    """softmax(q k^T / sqrt(head_dim)) v; with ``causal``, position t attends to positions <= t only."""
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool,
+              padding: torch.Tensor | None = None, weights: list | None = None) -> torch.Tensor:
+    """softmax(q k^T / sqrt(head_dim)) v; with ``causal``, position t attends to positions <= t only.
+
+    ``padding`` masks (True) keys a row must not see; ``weights``, if a list, receives the
+    attention probabilities (batch, heads, queries, keys), for looking inside the model.
+    """
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))
     if causal:
         T = q.size(-2)
         future = torch.ones(T, T, dtype=torch.bool, device=q.device).triu(1)
         scores = scores.masked_fill(future, float("-inf"))
+    if padding is not None:
+        scores = scores.masked_fill(padding, float("-inf"))
     # Under bf16 autocast the softmax stays in bf16; torch computes it in float32 inside and
     # rounds once, exactly as the matmul that follows would round a float32 result anyway.
-    return scores.softmax(-1) @ v
+    probs = scores.softmax(-1)
+    if weights is not None:
+        weights.append(probs)
+    return probs @ v
 
 
 class CausalSelfAttention(nn.Module):
@@ -111,21 +158,22 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.resid_dropout = Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0,
+                padding: torch.Tensor | None = None, weights: list | None = None) -> torch.Tensor:
         B, T, C = x.size()
         q, k, v = self.c_attn(x).split(C, dim=2)
         # (B, T, C) -> (B, n_head, T, head_dim)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
-        past = 0
         if cache is not None:
-            past = cache.length
+            # A prefill starts from an empty cache (plain causal mask). A single new character
+            # attends to everything before it, so it needs no causal mask, only the padding mask
+            # of rows that are shorter than others.
+            assert T == 1 or cache.length == 0, "a cache only takes a prefill or one character at a time"
             k, v = cache.append(layer, k, v)
-        # A prefill starts from an empty cache (plain causal mask). A single new character
-        # attends to everything before it, so it needs no mask at all.
-        assert past == 0 or T == 1, "a cache only takes a prefill or one character at a time"
         # No dropout on the attention probabilities (residual dropout remains): it measured 2x slower.
-        if x.device.type == "cpu":  # the plain form trains 2x faster than the fused kernel on a CPU
-            y = attention(q, k, v, causal=T > 1)
+        if x.device.type == "cpu" or padding is not None or weights is not None:
+            # the plain form trains 2x faster than the fused kernel on a CPU
+            y = attention(q, k, v, causal=T > 1, padding=padding, weights=weights)
         else:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1)
         y = y.transpose(1, 2).contiguous().view(B, T, C)
@@ -154,8 +202,9 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x), cache, layer)
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0,
+                padding: torch.Tensor | None = None, weights: list | None = None) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), cache, layer, padding, weights)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -204,16 +253,24 @@ class GPT(HubModule):
         return KVCache(c.n_layer, batch_size, c.n_head, c.n_embd // c.n_head, c.context_length,
                        device=p.device, dtype=p.dtype)
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
-                cache: KVCache | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache: KVCache | None = None,
+                attention_weights: list | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits for every position of ``idx`` (and the loss, given targets).
+
+        With a ``cache``, ``idx`` continues each row from where the cache left it. A list given as
+        ``attention_weights`` receives every layer's attention probabilities.
+        """
         B, T = idx.size()
-        start = cache.length if cache is not None else 0
-        if start + T > self.config.context_length:
-            raise ValueError(f"{start + T} positions exceed the context length {self.config.context_length}")
-        pos = torch.arange(start, start + T, device=idx.device)
+        start = cache.lengths[:, None] if cache is not None else 0  # each row's first new position
+        if cache is not None and cache.length + T > self.config.context_length:
+            raise ValueError(f"{cache.length + T} positions exceed the context length {self.config.context_length}")
+        if cache is None and T > self.config.context_length:
+            raise ValueError(f"{T} positions exceed the context length {self.config.context_length}")
+        pos = start + torch.arange(T, device=idx.device)
+        padding = cache.padding_mask(T) if cache is not None else None
         x = self.drop(self.wte(idx) + self.wpe(pos))
         for i, block in enumerate(self.blocks):
-            x = block(x, cache, i)
+            x = block(x, cache, i, padding, attention_weights)
         if cache is not None:
             cache.advance(T)
         logits = self.lm_head(self.ln_f(x))
@@ -236,8 +293,9 @@ class Bigram(HubModule):
         # Nothing to remember but the position, so the sampler can treat both models alike.
         return KVCache(0, batch_size, 0, 0, self.config.context_length, device=self.table.weight.device)
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
-                cache: KVCache | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache: KVCache | None = None,
+                attention_weights: list | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        # No attention: a bigram looks at one character, so ``attention_weights`` stays empty.
         if cache is not None:
             cache.advance(idx.size(1))
         logits = self.table(idx)

@@ -44,6 +44,7 @@ tags:
 - gpt2
 - text-generation
 pipeline_tag: text-generation
+val_bits_per_char: {info['val_bits_per_char']:.4f}
 ---
 
 # LyricGPT: {cfg['model']} model trained on `{Path(data['path']).name}`
@@ -53,7 +54,8 @@ LyricGPT's `train.py`. Load it with `lyricgpt.load_model("<this folder or repo>"
 
 ## Result
 
-- Validation: **{info['val_bits_per_char']:.4f} bits per character** on songs held out from training
+- Validation: **{info['val_bits_per_char']:.4f} bits per character** on songs held out from training,
+  by the best checkpoint, from step {info['best_step']:,}
   (scored with `python -m lyricgpt.evaluate MODEL {data['path']} --val-split`).
 - Parameters: {info['parameters']:,}
 - Trained for {info['steps']:,} steps, {info['tokens_seen']:,} tokens, {info['minutes']:.1f} minutes.

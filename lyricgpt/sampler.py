@@ -15,10 +15,33 @@ from typing import Iterator
 import torch
 
 
+TOP_N = 5  # alternatives kept per step, for the page's "what the model weighed" view
+
+
 @dataclass(frozen=True)
 class Step:
     token: int
     prob: float  # the probability the model gave this token, before temperature, top-k and top-p
+    sampled_prob: float  # its probability in the distribution it was drawn from (1 when greedy)
+    top: tuple[tuple[int, float], ...]  # the model's TOP_N likeliest tokens, with their probabilities
+    window: int  # how many tokens the model read to choose it (its attention window)
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    """How a song draws each character from the model's probabilities."""
+
+    temperature: float = 1.0  # 0 is greedy decoding
+    top_k: int | None = None
+    top_p: float | None = None
+
+    def __post_init__(self):
+        if self.temperature < 0 or not math.isfinite(self.temperature):
+            raise ValueError(f"temperature must be a finite number >= 0, got {self.temperature}")
+        if self.top_k is not None and self.top_k < 1:
+            raise ValueError(f"top_k must be at least 1, got {self.top_k}")
+        if self.top_p is not None and not 0.0 < self.top_p <= 1.0:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
 
 
 def filter_logits(logits: torch.Tensor, temperature: float, top_k: int | None = None,
@@ -53,6 +76,30 @@ def make_generator(seed: int | None, device: torch.device | str = "cpu") -> torc
     return g
 
 
+def choose(logits: torch.Tensor, settings: SamplingSettings, generator: torch.Generator,
+           window: int) -> Step:
+    """Draw the next token from one position's logits: the sampling rule every loop shares."""
+    logits = logits.float()
+    probs = logits.softmax(-1)
+    if settings.temperature == 0:
+        token, sampled_prob = int(torch.argmax(logits)), 1.0
+    else:
+        weights = filter_logits(logits, settings.temperature, settings.top_k, settings.top_p).softmax(-1)
+        token = int(torch.multinomial(weights, 1, generator=generator))
+        sampled_prob = float(weights[token])
+    top = torch.topk(probs, min(TOP_N, probs.numel()))
+    return Step(token, float(probs[token]), sampled_prob,
+                tuple(zip(top.indices.tolist(), top.values.tolist())), window)
+
+
+def refill_length(context: int, refill_keep: int | None = None) -> int:
+    """How many recent tokens re-fill a full cache (default: three quarters of the context)."""
+    keep = refill_keep if refill_keep is not None else max(1, context - context // 4)
+    if not 1 <= keep <= context:
+        raise ValueError(f"refill_keep must be between 1 and the context length {context}")
+    return keep
+
+
 @torch.inference_mode()
 def generate(model: torch.nn.Module, prompt: list[int], max_new_tokens: int, temperature: float = 1.0,
              top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
@@ -67,16 +114,9 @@ def generate(model: torch.nn.Module, prompt: list[int], max_new_tokens: int, tem
         raise ValueError("the prompt needs at least one token")
     if max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
-    if temperature < 0 or not math.isfinite(temperature):
-        raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
-    if top_k is not None and top_k < 1:
-        raise ValueError(f"top_k must be at least 1, got {top_k}")
-    if top_p is not None and not 0.0 < top_p <= 1.0:
-        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+    settings = SamplingSettings(temperature, top_k, top_p)
     context = model.config.context_length
-    keep = refill_keep if refill_keep is not None else max(1, context - context // 4)
-    if not 1 <= keep <= context:
-        raise ValueError(f"refill_keep must be between 1 and the context length {context}")
+    keep = refill_length(context, refill_keep)
     device = next(model.parameters()).device
     generator = make_generator(seed, device)
     recent = list(prompt[-context:])  # the tokens a re-fill would read
@@ -84,22 +124,16 @@ def generate(model: torch.nn.Module, prompt: list[int], max_new_tokens: int, tem
 
     logits, _ = model(torch.tensor([recent], device=device), cache=cache)
     for i in range(max_new_tokens):
-        logits = logits[0, -1].float()
-        probs = logits.softmax(-1)
-        if temperature == 0:
-            token = int(torch.argmax(logits))
-        else:
-            weights = filter_logits(logits, temperature, top_k, top_p).softmax(-1)
-            token = int(torch.multinomial(weights, 1, generator=generator))
-        yield Step(token, float(probs[token]))
+        step = choose(logits[0, -1], settings, generator, window=cache.length)
+        yield step
         if i + 1 == max_new_tokens:
             return
 
-        recent.append(token)
+        recent.append(step.token)
         if cache.length == context:  # the position table ends here: re-fill from the recent window
             recent = recent[-keep:]
             cache.reset()
             logits, _ = model(torch.tensor([recent], device=device), cache=cache)
         else:
-            logits, _ = model(torch.tensor([[token]], device=device), cache=cache)
+            logits, _ = model(torch.tensor([[step.token]], device=device), cache=cache)
         del recent[:-context]

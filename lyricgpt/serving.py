@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
+from .engine import Engine
 from .hub import looks_like_repo_id
 from .lm import LyricModel, load_model
+from .sampler import SamplingSettings, Step, generate
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +29,18 @@ MAX_TEMPERATURE = 2.0      # above this the samples are noise
 MAX_SEED = 2**63 - 1
 TIME_LIMIT_S = 60.0        # a song that takes longer ends there, so one request cannot hold a worker
 UPDATE_EVERY_S = 1 / 60     # no screen shows more frames than this; sending more only costs the server
+# Each update costs gradio ~1.3 ms on its event loop, shared by every stream: with many songs in
+# flight, each one is updated less often so that all of them together stay under this rate.
+MAX_UPDATES_PER_S = 120
 STATUS_EVERY_S = 0.25      # the chars/s figure changes too fast to read when updated per character
 RANDOM_SEED_WORDS = {"", "random", "randomize", "randomise"}
+# The page's starting settings and example first lines (the defaults chosen by reading samples:
+# docs/training-recipe.md; benchmarks/voice.py samples with them).
+DEFAULT_TEMPERATURE = 0.8
+DEFAULT_TOP_P = 1.0
+DEFAULT_LENGTH = 400
+EXAMPLE_LINES = ["I walked out in the morning rain", "Baby, don't you cry tonight",
+                 "Down by the river where the old mill stands", "We were young and the city was ours"]
 
 # Probability buckets for the colour view: (lowest probability, CSS class, legend text).
 PROB_BUCKETS = [
@@ -46,6 +58,21 @@ PROB_CSS = """
 .p1 { background: #fcc99a; } .p0 { background: #f7a1a1; }
 .legend span { padding: 0 0.4em; margin-right: 0.3em; border-radius: 3px; }
 """
+PAGE_CSS = """
+#song.plain .song span { background: none; }
+#song .song span[data-top] { cursor: pointer; }
+#song .song span.attended { background: rgba(37, 99, 235, calc(0.75 * var(--attention))) !important; }
+#song .song span.selected { outline: 2px solid #1d4ed8; border-radius: 2px; }
+.inspect-bar { display: flex; flex-wrap: wrap; gap: 0.3em 1em; align-items: center; font-size: 0.9em; margin: 0.3em 0; }
+.inspect-bar select { padding: 0.1em 0.3em; }
+.alt-tip { position: fixed; z-index: 1000; max-width: min(280px, calc(100vw - 16px)); background: #fff; color: #111;
+           border: 1px solid #999; border-radius: 6px; padding: 0.4em 0.6em; font-size: 0.85em;
+           box-shadow: 0 2px 8px rgba(0, 0, 0, 0.2); pointer-events: none; }
+.alt-tip table { border-collapse: collapse; margin: 0.2em 0; }
+.alt-tip td { padding: 0 0.6em 0 0; font-family: ui-monospace, monospace; }
+.alt-tip tr.drawn { font-weight: bold; }
+.alt-title, .alt-odds { font-size: 0.9em; }
+"""  # global: the tooltip and the layer/head bar live outside the panel, which re-renders at each update
 
 
 class InputError(ValueError):
@@ -158,7 +185,7 @@ def load_for_serving(source: str | None, revision: str | None, bundled: Path, ti
     if not source:
         return LoadedModel(load_model(bundled), "the bundled model")
     if Path(source).exists() or not looks_like_repo_id(source):  # the order load_model tries them in
-        where = f"folder {Path(source).name}"
+        where = f"folder {folder_name(source)}"
     else:
         where = f"Hub repo {source}" + (f" at revision {revision}" if revision else "")
     try:
@@ -170,6 +197,18 @@ def load_for_serving(source: str | None, revision: str | None, bundled: Path, ti
         return LoadedModel(load_model(bundled), "the bundled model", reason)
     log.info("serving the model from %s", source)
     return LoadedModel(lm, where)
+
+
+def folder_name(source: str) -> str:
+    """Enough of a folder's path to tell models apart (every trained one is called "model"),
+    without the server's absolute paths: relative to the working folder, or its last three parts."""
+    path = Path(source)
+    if not path.is_absolute():
+        return path.as_posix()
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return ".../" + "/".join(path.parts[-3:])
 
 
 _ABSOLUTE_PATH = re.compile(r"(?<![\w:/.])(?:/[^\s/'\"]+)+/([^\s/'\"]+)")
@@ -185,7 +224,7 @@ class Update:
     """One step of a song in the making, ready to show."""
 
     lyric: str     # the seed line as the model read it, then the new characters so far
-    colours: str   # the same as HTML, each new character coloured by its probability ("" when off)
+    colours: str   # the same as HTML, each new character coloured by its probability (when colour is on)
     status: str
 
 
@@ -206,8 +245,16 @@ def prob_class(prob: float) -> str:
     return next(cls for low, cls, _ in PROB_BUCKETS if prob >= low)
 
 
-def coloured(char: str, prob: float) -> str:
-    return f'<span class="{prob_class(prob)}" title="{prob:.0%}">{html.escape(char)}</span>'
+def coloured(char: str, step: Step) -> str:
+    """One new character as HTML: coloured by its probability, carrying what the model weighed.
+
+    ``data-top`` lists the model's likeliest tokens as "id permille" pairs; ``data-drawn`` is the
+    character's per-mille in the distribution it was drawn from (after temperature, top-k and
+    top-p); ``data-window`` is how many characters the model read to choose it.
+    """
+    top = ",".join(f"{token} {round(prob * 1000)}" for token, prob in step.top)
+    return (f'<span class="{prob_class(step.prob)}" title="{step.prob:.0%}" data-top="{top}" '
+            f'data-drawn="{round(step.sampled_prob * 1000)}" data-window="{step.window}">{html.escape(char)}</span>')
 
 
 def legend() -> str:
@@ -215,35 +262,60 @@ def legend() -> str:
     return f'<div class="legend">How likely the model found each character: {spans}</div>'
 
 
+def update_interval(engine: Engine | None) -> float:
+    """Seconds between one song's updates: a screen's frame, or longer when many songs share the server."""
+    singing = engine.singing if engine is not None else 1
+    return max(UPDATE_EVERY_S, singing / MAX_UPDATES_PER_S)
+
+
 def stream_song(lm: LyricModel, request: Request, colour: bool = True, stop: threading.Event | None = None,
-                clock: Callable[[], float] = time.monotonic) -> Iterator[Update]:
+                clock: Callable[[], float] = time.monotonic, engine: Engine | None = None) -> Iterator[Update]:
     """Yield the song as it is sampled: an Update for the first character, then at most one per
-    UPDATE_EVERY_S, and one for the last. That is ``request.length`` characters, unless ``stop`` is
-    set or the time limit passes first (the last Update then says so). Sampling happens inside this
-    generator, so closing it also stops the work at once."""
+    ``update_interval``, and one for the last. That is ``request.length`` characters, unless ``stop``
+    is set or the time limit passes first (the last Update then says so).
+
+    With an ``engine`` the song is one row of its batch; without, this generator samples it alone.
+    Either way, closing the generator ends the song's work at once.
+    """
     prompt = lm.read_prompt(request.seed_line)
+    prompt_ids = prompt.ids or lm.start_ids()
+    settings = SamplingSettings(request.temperature, request.top_k, request.top_p)
     lyric = prompt.text
-    colours = f'<span class="seed">{html.escape(prompt.text)}</span>' if colour else ""
+    # One span per character, the seed line's too, so that the page can shade any of them.
+    colours = "".join(f'<span class="seed">{html.escape(c)}</span>' for c in prompt.text)
     notes = seed_notes(lm, request.seed_line)
+    chars = lm.tokenizer.chars
+    if engine is not None:
+        song = engine.submit(prompt_ids, request.length, settings, request.seed)
+        chunks = song.chunks(lambda: update_interval(engine))
+    else:
+        song = None
+        chunks = ([step] for step in generate(lm.model, prompt_ids, request.length, request.temperature,
+                                              request.top_k, request.top_p, request.seed))
     start = last_update = last_status = clock()
-    chars = lm.stream_with_probs(request.seed_line, request.length, request.temperature,
-                                 request.top_k, request.top_p, request.seed)
-    for n, (char, prob) in enumerate(chars, start=1):
-        lyric += char
-        if colour:
-            colours += coloured(char, prob)
-        now = clock()
-        early_end = _early_end(now - start, stop)
-        if early_end:
-            notes.append(early_end)
-        last = bool(early_end) or n == request.length
-        if last or n == 1 or now - last_status >= STATUS_EVERY_S:
-            status, last_status = _status(n, request, n / max(now - start, 1e-9), notes), now
-        if last or n == 1 or now - last_update >= UPDATE_EVERY_S:
-            last_update = now
-            yield Update(lyric, colours, status)
-        if early_end:
-            return
+    n = 0
+    try:
+        for chunk in chunks:
+            first = n == 0
+            for step in chunk:
+                n += 1
+                lyric += chars[step.token]
+                colours += coloured(chars[step.token], step) if colour else html.escape(chars[step.token])
+            now = clock()
+            early_end = _early_end(now - start, stop)
+            if early_end:
+                notes.append(early_end)
+            last = bool(early_end) or n == request.length
+            if last or first or now - last_status >= STATUS_EVERY_S:
+                status, last_status = _status(n, request, n / max(now - start, 1e-9), notes), now
+            if last or first or now - last_update >= update_interval(engine):
+                last_update = now
+                yield Update(lyric, colours, status)
+            if early_end:
+                return
+    finally:
+        if song is not None:
+            song.cancel()  # a no-op for a finished song; frees the row of one that was stopped or closed
 
 
 def _early_end(elapsed: float, stop: threading.Event | None) -> str | None:
@@ -256,5 +328,6 @@ def _early_end(elapsed: float, stop: threading.Event | None) -> str | None:
 
 def _status(done: int, request: Request, rate: float, notes: list[str]) -> str:
     text = f"{done} of {request.length} characters at {rate:,.0f} chars/s"
-    text += f" · temperature {request.temperature:g} · seed {request.seed}"
+    text += f" · temperature {request.temperature:g} · top-k {request.top_k or 'off'}"
+    text += f" · top-p {request.top_p if request.top_p is not None else 'off'} · seed {request.seed}"
     return text + "".join(f" · {note}" for note in notes)

@@ -1,4 +1,4 @@
-"""The training loop: AdamW on random windows, a planned learning-rate schedule, periodic
+"""The training loop: AdamW (or Muon with AdamW) on random windows, a planned learning-rate schedule, periodic
 evaluation, atomic checkpoints that resume exactly, and DistributedDataParallel under torchrun."""
 
 from __future__ import annotations
@@ -42,7 +42,9 @@ class TrainConfig:
     # optimisation; one optimiser step sees batch_size * grad_accum * world_size windows
     batch_size: int = 32
     grad_accum: int = 1
+    optimizer: str = "adamw"  # "adamw", or "muon": Muon for the hidden matrices, AdamW for the rest
     lr: float = 2e-3
+    muon_lr: float = 0.02  # Muon's peak learning rate; the schedule scales it with lr
     min_lr_ratio: float = 0.1
     weight_decay: float = 1.0
     beta1: float = 0.9
@@ -99,6 +101,8 @@ def check_config(cfg: TrainConfig) -> None:
     # NaN fails every comparison, so it is refused along with the values out of range.
     rules = {
         "model": (lambda v: v in ("gpt", "bigram"), "gpt or bigram"),
+        "optimizer": (lambda v: v in ("adamw", "muon"), "adamw or muon"),
+        "muon_lr": (lambda v: 0 < v < math.inf, "above 0"),
         "schedule": (lambda v: v in ("cosine", "wsd"), "cosine or wsd"),
         "compile": (lambda v: v in ("auto", "on", "off"), "auto, on or off"),
         **{name: (lambda v: v >= 1, "at least 1") for name in
@@ -231,15 +235,52 @@ def make_model_config(cfg: TrainConfig, vocab_size: int) -> GPTConfig | BigramCo
                      n_head=cfg.n_head, n_embd=cfg.n_embd, dropout=cfg.dropout, bias=cfg.bias)
 
 
-def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> "torch.optim.Optimizer | OptimizerPair":
+    """AdamW for every parameter; or, with ``--optimizer muon``, Muon for the blocks' weight matrices."""
     # Weight decay on matrices (and embeddings) only: decaying biases and LayerNorm gains only hurts.
-    params = [p for p in model.parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
-        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-    ]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
-                             fused=device.type == "cuda")
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    # Muon orthogonalises each update, which suits the matrices inside the blocks; the embedding
+    # table (also the tied output head) and the 1-D gains and biases stay with AdamW, as in
+    # modded-nanoGPT and nanochat.
+    hidden = [p for n, p in params if cfg.optimizer == "muon" and p.dim() == 2 and n.startswith("blocks.")]
+    rest = [(n, p) for n, p in params if not any(p is h for h in hidden)]
+    adamw = torch.optim.AdamW([
+        {"params": [p for _, p in rest if p.dim() >= 2], "weight_decay": cfg.weight_decay, "peak_lr": cfg.lr},
+        {"params": [p for _, p in rest if p.dim() < 2], "weight_decay": 0.0, "peak_lr": cfg.lr},
+    ], lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=device.type == "cuda")
+    if not hidden:
+        return adamw
+    muon = torch.optim.Muon([{"params": hidden, "peak_lr": cfg.muon_lr}], lr=cfg.muon_lr,
+                            weight_decay=cfg.weight_decay)
+    return OptimizerPair(muon, adamw)
+
+
+class OptimizerPair:
+    """Two optimisers stepped as one, so that the loop and checkpoints need not know there are two."""
+
+    def __init__(self, *optimizers: torch.optim.Optimizer):
+        self.optimizers = optimizers
+
+    @property
+    def param_groups(self) -> list[dict]:
+        return [g for o in self.optimizers for g in o.param_groups]
+
+    def step(self, closure=None) -> None:
+        for o in self.optimizers:
+            o.step()
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for o in self.optimizers:
+            o.zero_grad(set_to_none=set_to_none)
+
+    def state_dict(self) -> dict:
+        return {"parts": [o.state_dict() for o in self.optimizers]}
+
+    def load_state_dict(self, state: dict) -> None:
+        if len(state.get("parts", ())) != len(self.optimizers):
+            raise ValueError("the checkpoint was saved with another --optimizer")
+        for o, s in zip(self.optimizers, state["parts"]):
+            o.load_state_dict(s)
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -341,8 +382,8 @@ class Trainer:
         """One optimiser step over the global batch; returns its mean loss over all ranks."""
         cfg, rt = self.cfg, self.rt
         lr = lr_at(cfg, self.step, progress_of(cfg, self.step, self.elapsed_s))
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        for group in self.optimizer.param_groups:  # each group's peak, on the one schedule
+            group["lr"] = group["peak_lr"] * lr / cfg.lr
         # Every rank draws the same global batch and trains on its own rows of it, so a run on
         # N processes sees exactly the windows that one process with N x grad_accum would.
         n_rows = cfg.batch_size * cfg.grad_accum * rt.world
@@ -453,7 +494,8 @@ class Trainer:
                 f.write(json.dumps(record) + "\n")
             write_loss_plot(read_metrics(self.out / "metrics.jsonl"), self.out / "loss.png")
             bar.write(f"step {self.step}: train loss {train_loss:.4f}, val loss {val_loss:.4f} "
-                      f"({record['val_bits_per_char']:.3f} bits/char){' *best*' if improved else ''}, "
+                      f"({record['val_bits_per_char']:.3f} bits/char, disjoint windows)"
+                      f"{' *best*' if improved else ''}, "
                       f"lr {record['lr']:.2e}, {tok_s:,.0f} tokens/s")
         state = self._state()  # every rank takes part in gathering the RNG states
         if self.rt.is_main:
@@ -469,18 +511,26 @@ class Trainer:
             path.write_text("".join(json.dumps(m) + "\n" for m in kept))
 
     def describe(self) -> str:
-        n_params = self.model.num_params()
-        return (f"{self.cfg.model} model: {n_params:,} parameters, context {self.cfg.context_length}; "
+        """Two lines: what the run will do (recipe, data, budget, folder), then what it found and runs on."""
+        cfg = self.cfg
+        layers = f"{cfg.n_layer} layer{'s' * (cfg.n_layer > 1)} of width {cfg.n_embd}, " if cfg.model == "gpt" else ""
+        budgets = [f"{cfg.max_steps:,} steps" if cfg.max_steps else "",
+                   f"{cfg.max_minutes:g} minutes" if cfg.max_minutes else ""]
+        budget = " or ".join(filter(None, budgets)) + (", whichever comes first" if all(budgets) else "")
+        start = f"Resuming at step {self.step:,}: training" if self.step else "Training"
+        stop = f", stopping at step {self.stop_at_step:,} (--stop-at-step)" if self.stop_at_step is not None else ""
+        plan = (f"{start} a {cfg.model} model ({layers}context {cfg.context_length}, {cfg.optimizer}) on {cfg.data} "
+                f"for {budget}{stop}; checkpoints and the model go to {self.out}")
+        return (f"{plan}\n{self.model.num_params():,} parameters; "
                 f"data: {self.data_summary['train_chars']:,} training and {self.data_summary['val_chars']:,} "
                 f"validation characters, vocabulary {self.tokenizer.vocab_size}; device {self.rt.device}, "
                 f"{'bfloat16 autocast' if self.rt.autocast_dtype else 'float32'}"
-                f"{', compiled' if self.rt.compile else ''}, {self.rt.world} process(es)"
-                + (f"; resuming at step {self.step}" if self.step else ""))
+                f"{', compiled' if self.rt.compile else ''}, {self.rt.world} process(es)")
 
     def export(self) -> Path:
         """Write the best model, with its card, plot and samples, to OUT/model."""
         best = self.out / "ckpt_best.pt"
-        state = load_checkpoint(best) if best.exists() else {"model": self.model.state_dict()}
+        state = load_checkpoint(best) if best.exists() else {"model": self.model.state_dict(), "step": self.step}
         model = build_model(self.model_config)
         model.load_state_dict(state["model"])
         lm = LyricModel(model, self.tokenizer, source=str(self.out / "model"))
@@ -496,12 +546,17 @@ class Trainer:
             "parameters": model.num_params(), "data": self.data_summary,
             "command": self.command,
             "tokens_seen": self.tokens_seen, "steps": self.step, "minutes": self.elapsed_s / 60,
-            "val_bits_per_char": val_bpc, "samples": samples,
+            "best_step": state["step"], "val_bits_per_char": val_bpc, "samples": samples,
             "has_plot": (folder / "loss.png").exists(),
         })
         lm.save(folder)
-        print(f"model written to {folder}: validation {val_bpc:.4f} bits/char "
-              f"after {self.tokens_seen:,} tokens", flush=True)
+        # This differs from the last evaluation line: it may be another checkpoint, and it is scored as
+        # `python -m lyricgpt.evaluate` scores, with windows overlapping by half a context (score_text),
+        # where the evaluations during training use disjoint ones, whose first characters see little context.
+        seen = self.model_config.context_length - self.model_config.context_length // 2
+        print(f"model written to {folder}: the best checkpoint (step {state['step']:,} of {self.step:,}), "
+              f"validation {val_bpc:.4f} bits/char scored with overlapping windows: every character after "
+              f"the first {seen} sees at least {seen} characters of context", flush=True)
         return folder
 
 
@@ -510,27 +565,44 @@ def read_metrics(path: Path) -> list[dict]:
 
 
 class ProgressBar:
-    """tqdm with step, loss, tokens/s and the time left."""
+    """Step, loss, tokens/s and the time left: a tqdm bar on a terminal, and elsewhere (a log file, a
+    pipe) a plain line every LINE_EVERY_S seconds, since there tqdm redraws only every 30 s, with
+    carriage returns, and its figures sit still in between."""
+
+    LINE_EVERY_S = 10.0
 
     def __init__(self, cfg: TrainConfig, enabled: bool, initial_step: int):
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
-        total = cfg.max_steps if cfg.max_steps and not cfg.max_minutes else None
-        self.bar = tqdm(total=total, initial=initial_step, unit="step", disable=not enabled,
-                        dynamic_ncols=True, mininterval=1.0 if sys.stderr.isatty() else 30.0)
+        self.total = cfg.max_steps if cfg.max_steps and not cfg.max_minutes else None
+        self.lines = enabled and not sys.stderr.isatty()
+        self.bar = tqdm(total=self.total, initial=initial_step, unit="step", disable=not enabled or self.lines,
+                        dynamic_ncols=True, mininterval=1.0)
         self._last = initial_step
+        self._line, self._line_at = "", time.perf_counter()
 
     def update(self, step: int, loss: float, tok_s: float, progress: float, elapsed_s: float) -> None:
         self.bar.update(step - self._last)
         self._last = step
         eta = elapsed_s * (1 - progress) / progress if progress > 0 else float("nan")
-        self.bar.set_postfix_str(f"loss {loss:.3f}, {tok_s:,.0f} tok/s, {progress:.0%}, eta {_fmt_time(eta)}",
-                                 refresh=False)
+        status = f"loss {loss:.3f}, {tok_s:,.0f} tok/s, {progress:.0%}, eta {_fmt_time(eta)}"
+        self.bar.set_postfix_str(status, refresh=False)
+        if self.lines:
+            self._line = f"step {step}{f'/{self.total}' if self.total else ''}: {status}"
+            if time.perf_counter() - self._line_at >= self.LINE_EVERY_S:
+                self._print_line()
+
+    def _print_line(self) -> None:
+        print(self._line, file=sys.stderr, flush=True)
+        self._line, self._line_at = "", time.perf_counter()
 
     def write(self, line: str) -> None:
         self.bar.write(line)
+        sys.stdout.flush()  # a log file is block-buffered: show each evaluation when it is made
 
     def close(self) -> None:
+        if self.lines and self._line:  # the last step, unless just printed
+            self._print_line()
         self.bar.close()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import torch
@@ -29,6 +30,16 @@ def state_digest(model: torch.nn.Module) -> str:
 
 def save_weights(model: torch.nn.Module, path: str | Path) -> None:
     save_model(model, str(path), metadata={"sha256": state_digest(model)})
+    # safetensors (0.8) writes through a temporary file, which is created with mode 0600, and renames
+    # it into place (safetensors issue #782): the weights would be the one file of a model folder
+    # that nobody else can read. Give them the mode open() gives every other file.
+    os.chmod(path, 0o666 & ~_umask())
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # reading the umask means setting it, so set it straight back
+    os.umask(mask)
+    return mask
 
 
 def load_weights(model: torch.nn.Module, path: str | Path) -> None:

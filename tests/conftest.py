@@ -69,7 +69,8 @@ def tiny_run(corpus, tmp_path_factory):
     from training_runs import TWENTY_STEPS, train
 
     out = tmp_path_factory.mktemp("run") / "out"
-    proc = train(*TWENTY_STEPS, "--data", corpus, "--out", out, env=child_env())
+    proc = train(*TWENTY_STEPS, "--data", corpus, "--out", out, env=child_env(),
+                 umask=0o022)  # the usual umask, so that the files' modes are known
     assert proc.returncode == 0, proc.stderr
     return proc, out
 

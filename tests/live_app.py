@@ -39,8 +39,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_app(env: dict[str, str], timeout: float = 180.0, **settings: str) -> Iterator[LiveApp]:
-    """Start app.py with ``env`` plus ``settings`` (e.g. LYRICGPT_MODEL=...); stop it on exit."""
+def running_app(env: dict[str, str], timeout: float = 180.0, app_py: Path = ROOT / "app.py",
+                **settings: str) -> Iterator[LiveApp]:
+    """Start ``app_py`` with ``env`` plus ``settings`` (e.g. LYRICGPT_MODEL=...); stop it on exit."""
     port = free_port()
     env = {**env, **settings, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
            "GRADIO_ANALYTICS_ENABLED": "False"}
@@ -48,7 +49,7 @@ def running_app(env: dict[str, str], timeout: float = 180.0, **settings: str) ->
         log_path = Path(tmp) / "server.log"
         with open(log_path, "wb") as log:
             start = time.monotonic()
-            process = subprocess.Popen([sys.executable, str(ROOT / "app.py")], env=env, cwd=ROOT,
+            process = subprocess.Popen([sys.executable, str(app_py)], env=env, cwd=ROOT,
                                        stdout=log, stderr=subprocess.STDOUT)
         app = LiveApp(f"http://127.0.0.1:{port}", process, log_path, 0.0)
         try:

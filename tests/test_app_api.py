@@ -9,6 +9,9 @@ keeps serving; concurrent streams all finish; the bundled model is served when L
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
 import threading
 import time
 
@@ -45,9 +48,10 @@ def reference(lm, seed_line: str, length: int, temperature: float, top_k=None, t
     return lm.read_prompt(seed_line).text + "".join(lm.stream(seed_line, length, temperature, top_k, top_p, seed))
 
 
-def test_one_public_endpoint_with_the_settings_as_parameters(client):
+def test_public_endpoints_with_the_settings_as_parameters(client):
     api = client.view_api(print_info=False, return_format="dict")
-    assert list(api["named_endpoints"]) == ["/generate"] and not api["unnamed_endpoints"]
+    assert sorted(api["named_endpoints"]) == ["/alternatives", "/attention", "/generate"]
+    assert not api["unnamed_endpoints"]
     params = api["named_endpoints"]["/generate"]["parameters"]
     assert [p["parameter_name"] for p in params[:3]] == ["seed_line", "temperature", "length"]
     assert all(p["parameter_has_default"] for p in params[3:])
@@ -139,13 +143,13 @@ def test_nan_and_infinity_get_a_message(app, position, name, value):
     assert ("got nan" if value == "NaN" else "got inf") in data["error"]
 
 
-def test_four_concurrent_streams_all_complete(client, tiny_lm):
-    lengths, results = [100, 170, 240, 300], {}
+def test_eight_concurrent_streams_all_complete(client, tiny_lm):
+    lengths, results = [100, 170, 240, 300, 120, 90, 260, 200], {}
 
     def one(i: int) -> None:
         results[i] = stream(Client(client.src, verbose=False), SEED_LINE, 1.0, lengths[i], seed=str(i))
 
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(4)]
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(8)]
     for t in threads:
         t.start()
     for t in threads:
@@ -155,16 +159,40 @@ def test_four_concurrent_streams_all_complete(client, tiny_lm):
         assert len(results[i][0][0]) == len(SEED_LINE) + 1  # each one streamed, not delivered at the end
 
 
+def test_alternatives_and_attention_endpoints(client, tiny_lm):
+    from lyricgpt.explain import attention_map, next_char_odds
+
+    odds = client.predict("Oh my darling", api_name="/alternatives")
+    assert [tuple(pair) for pair in odds] == pytest.approx(next_char_odds(tiny_lm, "Oh my darling"))
+    view = client.predict("Oh my darling", 8, api_name="/attention")
+    assert view == pytest.approx(attention_map(tiny_lm, "Oh my darling", 8)) and "".join(view["chars"]) == "y darling"[-8:]
+    with pytest.raises(AppError, match="window must be between 1 and"):
+        client.predict("Oh my darling", 10**6, api_name="/attention")
+
+
+def readme_python(marker: str) -> str:
+    return next(b for b in re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S) if marker in b)
+
+
+def test_the_readmes_api_example_prints_each_character_once(app, subprocess_env):
+    code = readme_python("gradio_client").replace("http://127.0.0.1:7860/", app.url)
+    code += "\nimport sys\nprint('SONG:' + job.result()[0], file=sys.stderr, end='')\n"  # the whole song
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env, timeout=120)
+    assert run.returncode == 0, run.stderr
+    song = run.stderr.split("SONG:")[-1]
+    assert run.stdout == song + "\n" and len(song) == len("I walked out in the morning rain") + 300
+
+
 def test_page_names_the_model_without_server_paths(app, tiny_model_dir):
     config = httpx.get(f"{app.url}/config", timeout=10).text
-    assert f"from folder {tiny_model_dir.name}" in config
+    assert f"from folder .../{tiny_model_dir.parent.name}/{tiny_model_dir.name}" in config
     assert str(tiny_model_dir.parent) not in config and str(ROOT) not in config
 
 
 def test_the_bundled_model_is_the_default_and_a_cancelled_song_frees_its_worker(subprocess_env):
     bundled = load_model(BUNDLED_MODEL)
-    # One worker, so a cancelled song that kept sampling would hold up the next one.
-    with running_app(subprocess_env, LYRICGPT_CONCURRENCY="1") as app:
+    # One place in the engine, so a cancelled song that kept sampling would hold up the next one.
+    with running_app(subprocess_env, LYRICGPT_BATCH="1", LYRICGPT_WAITING="1") as app:
         assert "from the bundled model" in httpx.get(f"{app.url}/config", timeout=10).text
         client = Client(app.url, verbose=False)
         lyric = client.predict(SEED_LINE, 0, 40, api_name="/generate")[0]
@@ -183,3 +211,26 @@ def test_the_bundled_model_is_the_default_and_a_cancelled_song_frees_its_worker(
         waited = time.monotonic() - cancelled
     assert short == reference(bundled, SEED_LINE, 5, 0.0)
     assert waited < still_to_go_s / 2, f"the next song waited {waited:.1f} s; the cancelled one had {still_to_go_s:.1f} s to go"
+
+
+def test_beyond_the_engines_places_a_song_is_told_the_app_is_busy(subprocess_env, tiny_model_dir):
+    with running_app(subprocess_env, LYRICGPT_MODEL=str(tiny_model_dir), LYRICGPT_BATCH="2", LYRICGPT_WAITING="1") as app:
+        client = Client(app.url, verbose=False)
+        long_songs = [client.submit(SEED_LINE, 1.0, 2000, seed=str(i), api_name="/generate") for i in range(3)]
+        start = time.monotonic()
+        while not all(job.outputs() for job in long_songs[:2]):
+            assert time.monotonic() - start < 60, "the songs did not start"
+            time.sleep(0.01)
+        with pytest.raises(AppError, match="busy"):
+            client.predict(SEED_LINE, 1.0, 20, api_name="/generate")
+        for job in long_songs:
+            job.cancel()
+        start = time.monotonic()
+        while True:  # the places free within a step of each cancel
+            try:
+                assert len(client.predict(SEED_LINE, 0.0, 20, api_name="/generate")[0]) == len(SEED_LINE) + 20
+                break
+            except AppError:
+                assert time.monotonic() - start < 30, "the cancelled songs kept their places"
+                time.sleep(0.2)
+        assert "Traceback" not in app.log()

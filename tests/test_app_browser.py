@@ -1,5 +1,7 @@
 """The lyrics studio in a real browser (Chromium driven by Playwright): type a seed line, move the
-sliders, watch the song grow, stop it, and check that it stopped and the app still writes.
+sliders, watch the song grow in its one panel, stop it, and check that it stopped and the app still
+writes; a bad setting leaves the song in place; hover, select and switch heads to look inside; and
+all of it again at a phone's width.
 
 Run as a script to take the README's screenshot of the page mid-song:
     python tests/test_app_browser.py docs/screenshot.png      # LYRICGPT_MODEL picks another model
@@ -23,23 +25,28 @@ from live_app import ROOT, running_app  # noqa: E402
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
-LYRICS = "#lyrics textarea"
+SONG = "#song .song"
+PHONE = {"width": 390, "height": 844}
 
 
 @contextmanager
-def chromium_page(url: str):
+def chromium_page(url: str, viewport: dict | None = None):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 960})
+            page = browser.new_page(viewport=viewport or {"width": 1280, "height": 960}, has_touch=viewport is PHONE)
             page.set_default_timeout(30_000)
             page.goto(url)
-            page.wait_for_selector(LYRICS)
+            page.wait_for_selector("#song")
             yield page
         finally:
             browser.close()
+
+
+def song_text(page) -> str:
+    return page.evaluate(f"(document.querySelector('{SONG}') || {{textContent: ''}}).textContent")
 
 
 def set_number(page, elem_id: str, value: float) -> None:
@@ -51,11 +58,11 @@ def set_number(page, elem_id: str, value: float) -> None:
 
 def watch_growth(page, distinct: int, timeout: float = 30.0) -> list[str]:
     """Poll the lyrics box until it has shown ``distinct`` different values."""
-    seen = [page.input_value(LYRICS)]
+    seen = [song_text(page)]
     deadline = time.monotonic() + timeout
     while len(seen) < distinct and time.monotonic() < deadline:
         page.wait_for_timeout(30)
-        value = page.input_value(LYRICS)
+        value = song_text(page)
         if value != seen[-1]:
             seen.append(value)
     return seen
@@ -112,26 +119,91 @@ def test_type_generate_watch_it_grow_and_stop(app, studio):
 
     page.click("#stop")
     page.wait_for_function("document.querySelector('#song-status').innerText.endsWith(' · stopped')")
-    lyric, cpu_before = page.input_value(LYRICS), cpu_seconds(app.process.pid)
+    lyric, cpu_before = song_text(page), cpu_seconds(app.process.pid)
     page.wait_for_timeout(1500)  # what must be shown is that nothing happens: there is no event to wait on
-    assert page.input_value(LYRICS) == lyric, "the song kept growing after Stop"
+    assert song_text(page) == lyric, "the song kept growing after Stop"
     assert cpu_seconds(app.process.pid) - cpu_before < 0.5, "the server kept working after Stop"
     new_chars = len(lyric) - len(seed_line)
     assert 0 < new_chars < 2000
 
     status = page.inner_text("#song-status")
-    assert re.fullmatch(rf"{new_chars} of 2000 characters at .* · temperature 0\.6 · seed \d+ · stopped", status)
-    assert page.locator("#colours .song span:not(.seed)").count() == new_chars  # one coloured span each
+    assert re.fullmatch(rf"{new_chars} of 2000 characters at .* · temperature 0\.6 · top-k off · top-p off "
+                        rf"· seed \d+ · stopped", status)
+    assert page.locator(f"{SONG} span[data-top]").count() == new_chars  # one coloured span each
+    assert page.locator("textarea[readonly], #lyrics").count() == 0  # the song is shown once, in one panel
+
+
+def test_a_bad_setting_leaves_the_song_in_place_with_only_a_message(studio):
+    page = studio
+    before, status = song_text(page), page.inner_text("#song-status")
+    page.locator("button:has-text('Advanced'), span:has-text('Advanced')").first.click()
+    page.fill("#seed textarea, #seed input", "hello")
+    page.click("#generate")
+    page.wait_for_selector("text=the seed must be a whole number")
+    page.wait_for_timeout(500)
+    assert song_text(page) == before and page.inner_text("#song-status") == status
+    assert page.locator("#song .error, #song-status .error").count() == 0
+    page.fill("#seed textarea, #seed input", "7")
 
 
 def test_after_stop_the_app_writes_again_and_colours_can_be_hidden(studio):
     page = studio
     set_number(page, "length", 30)
-    page.click("#colour input")  # off
+    page.click("#colour input")  # off: the colours go at once, the song stays
+    assert "plain" in page.get_attribute("#song", "class")
     page.click("#generate")
     page.wait_for_function("document.querySelector('#song-status').innerText.startsWith('30 of 30 characters')")
-    assert not page.locator("#colours").is_visible()
-    assert len(page.input_value(LYRICS)) == len("Stop me if you can") + 30
+    assert len(song_text(page)) == len("Stop me if you can") + 30
+    page.click("#colour input")  # on again, for the tests that follow
+    page.click("#generate")
+    page.wait_for_function("document.querySelector('#song-status').innerText.startsWith('30 of 30 characters')"
+                           " && document.querySelectorAll('#song .song span[data-top]').length == 30")
+
+
+def look_inside(page, tap: bool) -> None:
+    """Hover (or tap) a generated character: five alternatives. Select it: shading over its window,
+    which changes with the head."""
+    chars = page.locator(f"{SONG} span[data-top]")
+    target = chars.nth(20)
+    if tap:
+        target.tap()
+    else:
+        target.hover()
+    page.wait_for_selector("#alt-tip:not([hidden])")
+    assert page.locator("#alt-tip tr").count() >= 5
+    assert page.locator("#alt-tip tr.drawn").count() == 1
+    if not tap:
+        target.click()  # a tap already selected it
+    page.wait_for_selector(f"{SONG} span.attended")
+    assert page.locator(f"{SONG} span.selected").count() == 1
+
+    def shading() -> list[str]:
+        return page.eval_on_selector_all(f"{SONG} span.attended", "spans => spans.map(s => s.dataset.attention)")
+
+    averaged = shading()
+    assert len(averaged) == int(target.get_attribute("data-window"))
+    page.select_option("#attention-head", "0")
+    page.wait_for_timeout(100)
+    first_head = shading()
+    page.select_option("#attention-layer", "0")
+    page.wait_for_timeout(100)
+    assert first_head != averaged and shading() != first_head
+
+
+def test_hover_select_and_switch_heads(studio):
+    look_inside(studio, tap=False)
+
+
+def test_at_a_phones_width_one_readable_panel_that_looks_inside_too(app):
+    with chromium_page(app.url, PHONE) as page:
+        page.fill("#seed-line textarea", "Small screen")
+        set_number(page, "length", 120)
+        page.click("#generate")
+        page.wait_for_function("document.querySelector('#song-status').innerText.startsWith('120 of 120')")
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]  # nothing wider than the phone
+        box = page.locator("#song").bounding_box()
+        assert box["width"] <= PHONE["width"] and box["x"] >= 0
+        look_inside(page, tap=True)
 
 
 def take_screenshot(path: Path) -> None:
@@ -140,9 +212,11 @@ def take_screenshot(path: Path) -> None:
         page.fill("#seed-line textarea", "Down by the river where the old mill stands")
         set_number(page, "length", 600)
         page.click("#generate")
-        page.wait_for_function("document.querySelector('#lyrics textarea').value.length > 330")
-        page.screenshot(path=str(path), full_page=True)
+        page.wait_for_function("document.querySelectorAll('#song .song span[data-top]').length > 330")
         page.click("#stop")
+        page.locator(f"{SONG} span[data-top]").nth(300).click()  # the alternatives and the attention view
+        page.wait_for_selector(f"{SONG} span.attended")
+        page.screenshot(path=str(path), full_page=True)
 
 
 if __name__ == "__main__":

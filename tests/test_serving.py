@@ -7,6 +7,7 @@ import html
 import itertools
 import logging
 import math
+import re
 import shutil
 import threading
 import time
@@ -17,6 +18,8 @@ import pytest
 
 from hub_server import StandInHub, point_client_at, refused_url
 from lyricgpt import serving
+from lyricgpt.engine import Engine
+from lyricgpt.sampler import Step
 from lyricgpt.serving import (MAX_LENGTH, MAX_SEED, MAX_TEMPERATURE, UPDATE_EVERY_S, InputError, Request,
                               load_for_serving, parse_request, prob_class, public_message, seed_notes,
                               stream_song)
@@ -121,22 +124,62 @@ def test_colour_view_shows_each_new_character_with_its_probability_class(tiny_lm
     last = list(stream_song(tiny_lm, r))[-1]
     reader = SpanReader()
     reader.feed(last.colours)
-    (seed_class, seed_text), *new = reader.spans
-    assert (seed_class, seed_text) == ("seed", tiny_lm.read_prompt(seed_line).text)
+    seed_text = tiny_lm.read_prompt(seed_line).text
+    seed, new = reader.spans[:len(seed_text)], reader.spans[len(seed_text):]
+    assert seed == [["seed", c] for c in seed_text]  # one span a character, so the page can shade any
     probs = list(tiny_lm.stream_with_probs(seed_line, 80, 1.5, seed=11))
     assert new == [[prob_class(p), c] for c, p in probs]
     assert "".join(text for _, text in reader.spans) == last.lyric  # escaped, so nothing lost or injected
 
 
-def test_colour_view_can_be_switched_off(tiny_lm):
-    assert {u.colours for u in stream_song(tiny_lm, request(length=10), colour=False)} == {""}
+def test_colour_view_can_be_switched_off_and_then_shows_the_plain_song(tiny_lm):
+    for update in stream_song(tiny_lm, request(seed_line="a <b> & c", length=10), colour=False):
+        reader = SpanReader()
+        reader.feed(update.colours)
+        assert {cls for cls, _ in reader.spans} == {"seed"}
+        assert "".join(text for _, text in reader.spans) == "a <b> & c"
+        assert html.unescape(re.sub("<[^>]+>", "", update.colours)) == update.lyric
 
 
 @pytest.mark.parametrize("prob, cls", [(1.0, "p4"), (0.9, "p4"), (0.899, "p3"), (0.5, "p3"), (0.2, "p2"),
                                        (0.05, "p1"), (0.0499, "p0"), (0.0, "p0")])
 def test_probability_buckets(prob, cls):
     assert prob_class(prob) == cls
-    assert serving.coloured("<", prob) == f'<span class="{cls}" title="{prob:.0%}">{html.escape("<")}</span>'
+    step = Step(token=3, prob=prob, sampled_prob=0.25, top=((3, prob), (7, 0.0125)), window=17)
+    assert serving.coloured("<", step) == (f'<span class="{cls}" title="{prob:.0%}" data-top="3 {round(prob * 1000)},7 12" '
+                                           f'data-drawn="250" data-window="17">{html.escape("<")}</span>')
+
+
+def test_the_engine_streams_the_song_the_sampler_writes_alone(tiny_lm):
+    engine = Engine(tiny_lm.model, max_batch=4, max_waiting=4)
+    try:
+        for changes in [dict(temperature=0), dict(temperature=1.2, top_k=9, seed=5), dict(top_p=0.8, seed=6)]:
+            r = request(seed_line="Hello darkness", length=90, **changes)
+            with_engine = list(stream_song(tiny_lm, r, engine=engine))
+            alone = list(stream_song(tiny_lm, r))[-1]
+            assert (with_engine[-1].lyric, with_engine[-1].colours) == (alone.lyric, alone.colours)
+    finally:
+        engine.close()
+
+
+def test_a_closed_stream_frees_its_place_in_the_engine(tiny_lm):
+    engine = Engine(tiny_lm.model, max_batch=1, max_waiting=0)
+    try:
+        stream = stream_song(tiny_lm, request(length=2000), engine=engine)
+        next(stream)
+        stream.close()  # what gradio does when the browser tab closes or the job is cancelled
+        start = time.monotonic()
+        assert len(list(stream_song(tiny_lm, request(length=5), engine=engine))[-1].lyric) > 5
+        assert time.monotonic() - start < 10
+    finally:
+        engine.close()
+
+
+def test_status_names_every_setting_that_shapes_the_song(tiny_lm):
+    status = list(stream_song(tiny_lm, request(length=5, temperature=0.7, top_k=12, top_p=0.9, seed=4)))[-1].status
+    assert "temperature 0.7" in status and "top-k 12" in status and "top-p 0.9" in status and "seed 4" in status
+    status = list(stream_song(tiny_lm, request(length=5)))[-1].status
+    assert "top-k off" in status and "top-p off" in status
 
 
 def test_greedy_is_deterministic_and_seeds_reproduce(tiny_lm):
@@ -185,11 +228,14 @@ def test_default_is_the_bundled_model(tiny_model_dir):
     assert served.fallback_reason is None and "from the bundled model" in served.describe()
 
 
-def test_a_model_folder_is_served(tiny_model_dir, tmp_path):
-    folder = tmp_path / "my-model"
+def test_a_model_folder_is_served_and_named_without_server_paths(tiny_model_dir, tmp_path, monkeypatch):
+    folder = tmp_path / "runs" / "mine" / "model"
     shutil.copytree(tiny_model_dir, folder)
     served = load_for_serving(str(folder), None, tmp_path / "no-bundled-model", timeout=2)
-    assert served.fallback_reason is None and served.describe().endswith("from folder my-model")
+    assert served.fallback_reason is None and served.describe().endswith("from folder .../runs/mine/model")
+    monkeypatch.chdir(tmp_path)
+    for source in ("runs/mine/model", str(folder)):  # as typed, or absolute inside the working folder
+        assert load_for_serving(source, None, tmp_path, timeout=2).describe().endswith("from folder runs/mine/model")
 
 
 def broken_copies(tiny_model_dir, tmp_path):

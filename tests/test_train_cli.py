@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import re
+import stat
 
 import pytest
 from PIL import Image
@@ -35,6 +37,68 @@ def test_help_documents_every_setting_and_preset(capsys):
         assert flag in text
 
 
+def test_no_arguments_print_the_usage_instead_of_training(monkeypatch, capsys):
+    monkeypatch.setattr(train, "Trainer", lambda *a, **k: pytest.fail("train.py with no arguments started training"))
+    with pytest.raises(SystemExit) as exit_:
+        train.main([])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: ") and "--data TEXT" in err and "--resume" in err
+    assert "error: --data is required" in err
+
+
+def test_budget_help_says_what_stops_the_run(capsys):
+    with pytest.raises(SystemExit):
+        train.parse_args(["--help"])
+    text = " ".join(capsys.readouterr().out.split())  # unwrapped
+    steps = text[text.index("--max-steps MAX_STEPS"):text.index("--max-minutes MAX_MINUTES")]
+    minutes = text[text.index("--max-minutes MAX_MINUTES"):text.index("--eval-interval")]
+    assert "or sooner if the time budget runs out first; 0: no step budget" in steps
+    assert "(default: none; --preset gpt2-124m: 20000, tiny: 300)" in steps
+    assert "or sooner if the step budget runs out first; 0: no time budget" in minutes
+    assert "A time budget given without --max-steps replaces the preset's step budget" in minutes
+    assert "(default: 60.0; --preset gpt2-124m: none, tiny: none)" in minutes
+
+    def budgets(*flags):
+        cfg = train.build_config(train.parse_args(["--data", "songs.txt", *flags]))
+        return cfg.max_steps, cfg.max_minutes
+
+    # What the help says, done:
+    assert budgets() == (None, 60.0)
+    assert budgets("--max-steps", "100") == (100, 60.0)  # both budgets: the first one reached stops it
+    assert budgets("--max-steps", "100", "--max-minutes", "0") == (100, None)
+    assert budgets("--preset", "tiny") == (300, None)
+    assert budgets("--preset", "tiny", "--max-minutes", "0") == (300, None)  # 0 is no time budget, not no limit
+    assert budgets("--preset", "tiny", "--max-minutes", "2") == (None, 2.0)  # the preset's step budget goes
+    assert budgets("--preset", "tiny", "--max-minutes", "2", "--max-steps", "50") == (50, 2.0)
+
+
+def test_first_line_says_what_the_run_will_do(tiny_run, corpus):
+    proc, out = tiny_run
+    first = proc.stdout.splitlines()[0]
+    assert first == (f"Training a gpt model (1 layer of width 32, context 32, adamw) on {corpus} for 20 steps; "
+                     f"checkpoints and the model go to {out}")
+
+
+def test_model_folder_files_have_one_ordinary_mode(tiny_run):
+    """Every file as open() makes it under the run's umask, 022: the weights too, which safetensors
+    would leave at 0600."""
+    _, out = tiny_run
+    modes = {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in (out / "model").iterdir()}
+    assert "model.safetensors" in modes
+    assert set(modes.values()) == {"0o644"}, modes
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_saved_weights_follow_the_umask(umask, tiny_lm, tmp_path):
+    previous = os.umask(umask)
+    try:
+        tiny_lm.save(tmp_path)
+    finally:
+        os.umask(previous)
+    assert {stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()} == {0o666 & ~umask}
+
+
 def test_metrics_has_one_record_per_evaluation(tiny_run):
     _, out = tiny_run
     metrics = read_metrics(out / "metrics.jsonl")
@@ -53,8 +117,22 @@ def test_progress_shows_loss_speed_and_one_line_per_evaluation(tiny_run):
     eval_lines = [line for line in proc.stdout.splitlines() if re.match(r"step \d+: train loss", line)]
     assert [line.split(":")[0] for line in eval_lines] == ["step 10", "step 20"]
     for line, m in zip(eval_lines, read_metrics(out / "metrics.jsonl")):
-        assert f"val loss {m['val_loss']:.4f}" in line and "tokens/s" in line
-    assert re.search(r"20/20 .*loss \d\.\d+, [\d,]+ tok/s", proc.stderr), proc.stderr
+        assert f"val loss {m['val_loss']:.4f} ({m['val_bits_per_char']:.3f} bits/char, disjoint windows)" in line
+        assert "tokens/s" in line
+    # Not a terminal, so plain lines (see test_training), ending with the last step's.
+    assert re.search(r"^step 20/20: loss \d\.\d+, [\d,]+ tok/s, 100%", proc.stderr, re.M), proc.stderr
+    assert "\r" not in proc.stderr
+
+
+def test_final_line_says_which_checkpoint_and_scoring(tiny_run, corpus):
+    proc, out = tiny_run
+    best = load_checkpoint(out / "ckpt_best.pt")["step"]
+    _, val_text = train_val_split(read_corpus(corpus), min_chars=32 + 1)
+    bpc = score_text(load_model(out / "model"), val_text)["bits_per_char"]
+    assert proc.stdout.splitlines()[-1] == (
+        f"model written to {out / 'model'}: the best checkpoint (step {best} of 20), validation {bpc:.4f} "
+        "bits/char scored with overlapping windows: every character after the first 16 sees at least 16 "
+        "characters of context")
 
 
 def test_loss_plot_is_a_png(tiny_run):
@@ -122,6 +200,7 @@ def test_time_budget_on_the_default_corpus(tmp_path, subprocess_env):
     cfg = PRESETS["tiny"]
     final = metrics[-1]
     assert final["elapsed_s"] >= 0.05 * 60
+    assert " for 0.05 minutes;" in proc.stdout.splitlines()[0]  # the preset's 300 steps are not a budget
     assert load_checkpoint(out / "ckpt_last.pt")["train_config"]["max_steps"] is None
     assert final["lr"] == pytest.approx(cfg["lr"] * TrainConfig.min_lr_ratio, rel=1e-3)
     assert all(m["lr"] > final["lr"] for m in metrics[:-1])
@@ -218,8 +297,8 @@ def test_bad_flag_values_are_refused_before_any_work(flags, named, tmp_path, cap
 
 
 def test_bad_flag_in_a_real_process_gives_no_traceback(tmp_path, subprocess_env):
-    proc = run_train(*TINY, "--out", tmp_path / "out", "--max-steps", -5, "--eval-interval", 0,
-                     env=subprocess_env)
+    proc = run_train(*TINY, "--data", ROOT / "assets" / "lyrics.txt", "--out", tmp_path / "out", "--max-steps", -5,
+                     "--eval-interval", 0, env=subprocess_env)
     assert proc.returncode == 2
     assert proc.stderr.startswith("error:") and "Traceback" not in proc.stderr
     assert not (tmp_path / "out").exists()
@@ -240,7 +319,8 @@ def test_push_without_a_token_is_refused_before_training(tmp_path, subprocess_en
 
 def test_push_to_a_malformed_repo_id_is_refused(tmp_path, capsys):
     out = tmp_path / "out"
-    err = refuse([*TINY, "--out", str(out), "--max-steps", "5", "--push-to-hub", "not a repo"], capsys)
+    err = refuse([*TINY, "--data", str(ROOT / "assets" / "lyrics.txt"), "--out", str(out), "--max-steps", "5",
+                  "--push-to-hub", "not a repo"], capsys)
     assert "USER/REPO" in err
     assert not out.exists()
 

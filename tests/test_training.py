@@ -12,7 +12,7 @@ import pytest
 
 from lyricgpt import load_model
 from lyricgpt.checkpoint import load_checkpoint
-from lyricgpt.training import read_metrics
+from lyricgpt.training import ProgressBar, TrainConfig, read_metrics
 from training_runs import (ROOT, TINY, TWENTY_STEPS, assert_same_tensors, start_train, train, wait_for,
                            weights_of)
 
@@ -34,7 +34,8 @@ def test_stopped_and_resumed_run_equals_the_straight_run(tiny_run, corpus, tmp_p
 
     resumed = train("--out", out, "--resume", env=subprocess_env)  # the plan comes from the checkpoint
     assert resumed.returncode == 0, resumed.stderr
-    assert "resuming at step 10" in resumed.stdout
+    assert resumed.stdout.startswith("Resuming at step 10: training a gpt model (1 layer of width 32, ")
+    assert f"on {corpus} for 20 steps;" in resumed.stdout.splitlines()[0]
 
     expected, got = load_checkpoint(straight_run / "ckpt_last.pt"), load_checkpoint(out / "ckpt_last.pt")
     assert got["step"] == 20
@@ -120,3 +121,17 @@ def test_two_processes_train_the_model_that_one_would(corpus, tmp_path, subproce
             assert got[key] == pytest.approx(expected[key], rel=1e-4, abs=2e-5)
     assert stdout.count("model written to") == 1 and "2 process(es)" in stdout
     load_model(ddp_out / "model")
+
+
+@pytest.mark.parametrize("every_s, lines", [(0.0, 3), (3600.0, 1)])
+def test_progress_in_a_log_is_a_plain_line_every_so_often(every_s, lines, capsys, monkeypatch):
+    """Where stderr is no terminal (capsys), progress is printed as lines, at most one per
+    LINE_EVERY_S and always the last step's, instead of a bar that tqdm would redraw every 30 s."""
+    monkeypatch.setattr(ProgressBar, "LINE_EVERY_S", every_s)
+    bar = ProgressBar(TrainConfig(max_steps=3, max_minutes=None), enabled=True, initial_step=0)
+    for step in (1, 2, 3):
+        bar.update(step, loss=2.0 / step, tok_s=1000.0 * step, progress=step / 3, elapsed_s=float(step))
+    bar.close()
+    printed = capsys.readouterr().err.splitlines()
+    assert len(printed) == lines and "\r" not in "".join(printed)
+    assert printed[-1] == "step 3/3: loss 0.667, 3,000 tok/s, 100%, eta 0:00"

@@ -1,0 +1,121 @@
+"""Many songs at once: every song in flight advances by one character in one forward pass.
+
+On a CPU a decoding step of a small model costs mostly per-operation overhead, not arithmetic,
+so sixteen songs stepped together cost barely twice one song. This is ``sampler.generate``
+turned inside out: the same model, the same sampling rule (``choose``) and the same re-fill
+rule, but each song is a row of one shared cache, and songs join and leave between steps.
+
+Each song keeps its own settings, random generator, window and progress, so its text does not
+depend on who else is singing: a seeded song writes the same text here as alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from .sampler import SamplingSettings, Step, choose, make_generator, refill_length
+
+
+@dataclass(eq=False)
+class Song:
+    """One song in the batch. Its cache row holds everything before ``next_input``."""
+
+    max_new_tokens: int
+    settings: SamplingSettings
+    generator: torch.Generator
+    recent: list[int]  # the tokens a re-fill would read, ``next_input`` last
+    produced: int = 0
+    error: Exception | None = None  # why the song left early, if it did
+    tag: object = field(default=None)  # the caller's handle for it
+
+    @property
+    def next_input(self) -> int:
+        return self.recent[-1]
+
+    @property
+    def finished(self) -> bool:
+        return self.produced >= self.max_new_tokens or self.error is not None
+
+
+class BatchSampler:
+    """Up to ``capacity`` songs; ``step()`` gives each one its next token."""
+
+    def __init__(self, model: torch.nn.Module, capacity: int, refill_keep: int | None = None):
+        if capacity < 1:
+            raise ValueError(f"capacity must be at least 1, got {capacity}")
+        self.model = model
+        self.capacity = capacity
+        self.context = model.config.context_length
+        self.keep = refill_length(self.context, refill_keep)
+        self.device = next(model.parameters()).device
+        self.cache = model.new_cache(capacity)
+        self.songs: list[Song] = []  # song i lives in cache row i; rows 0..len-1 are in use
+
+    @torch.inference_mode()
+    def add(self, prompt: list[int], max_new_tokens: int, settings: SamplingSettings,
+            seed: int | None = None, tag: object = None) -> Song:
+        """Prefill a new song's prompt into a free row; it samples from the next ``step()``."""
+        if len(self.songs) == self.capacity:
+            raise RuntimeError("the batch is full")
+        if not prompt:
+            raise ValueError("the prompt needs at least one token")
+        if not all(0 <= t < self.model.config.vocab_size for t in prompt):
+            raise ValueError("the prompt holds a token outside the vocabulary")
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        song = Song(max_new_tokens, settings, make_generator(seed, self.device), list(prompt[-self.context:]), tag=tag)
+        self._fill_row(len(self.songs), song)
+        self.songs.append(song)
+        return song
+
+    def remove(self, song: Song) -> None:
+        """Free the song's row at once: the last row moves into it, so rows in use stay contiguous."""
+        i, last = self.songs.index(song), len(self.songs) - 1
+        if i != last:
+            self.cache.copy_row(i, last)
+            self.songs[i] = self.songs[last]
+        self.songs.pop()
+        self.cache.lengths[last] = 0
+
+    @torch.inference_mode()
+    def step(self) -> list[tuple[Song, Step]]:
+        """One forward pass for every song; each draws its next token. Finished songs leave.
+
+        A song whose sampling fails leaves with ``song.error`` set, and the others carry on. An
+        exception from the forward pass itself (a fault of the model) is raised to the caller.
+        """
+        n = len(self.songs)
+        if n == 0:
+            return []
+        inputs = torch.tensor([[s.next_input] for s in self.songs], device=self.device)
+        logits, _ = self.model(inputs, cache=self.cache.rows(0, n))
+        windows = self.cache.lengths[:n].tolist()
+        results = []
+        for song, row, window in zip(self.songs, logits[:, -1], windows):
+            try:
+                step = choose(row, song.settings, song.generator, window)
+            except Exception as e:  # noqa: BLE001 - one song's failure must not stop the others
+                song.error = e
+                continue
+            song.produced += 1
+            song.recent.append(step.token)
+            del song.recent[:-self.context]
+            results.append((song, step))
+        for song in [s for s in self.songs if s.finished]:
+            self.remove(song)
+        for i, length in enumerate(self.cache.lengths[:len(self.songs)].tolist()):
+            if length == self.context:  # the position table ends here: re-fill
+                song = self.songs[i]
+                song.recent = song.recent[-self.keep:]
+                self._fill_row(i, song)
+        return results
+
+    def _fill_row(self, i: int, song: Song) -> None:
+        """Prefill row ``i`` with the song's window but its last token, which the next step feeds:
+        the same window a single-song prefill reads, so the same logits."""
+        row = self.cache.rows(i, i + 1)
+        row.reset()
+        if len(song.recent) > 1:
+            self.model(torch.tensor([song.recent[:-1]], device=self.device), cache=row)
