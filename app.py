@@ -31,21 +31,23 @@ BUNDLED_MODEL = ASSETS / "model"
 HUB_TIMEOUT_S = 5.0  # a Hub that does not answer must not hold up the start for long
 
 
-def setting(name: str, default: int) -> int:
+def setting(name: str, default: int, lowest: int = 1) -> int:
     value = os.environ.get(name, str(default)).strip()
-    if not value.isdigit() or int(value) < 1:
-        raise SystemExit(f"error: {name} must be a whole number from 1 up, got {value!r}")
+    if not value.isdigit() or int(value) < lowest:
+        raise SystemExit(f"error: {name} must be a whole number from {lowest} up, got {value!r}")
     return int(value)
 
 
 THREADS = setting("LYRICGPT_THREADS", 1)
-BATCH = setting("LYRICGPT_BATCH", 32)
-WAITING = setting("LYRICGPT_WAITING", 32)
+BATCH = setting("LYRICGPT_BATCH", 16)
+WAITING = setting("LYRICGPT_WAITING", 16, lowest=0)
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per HTTP request drowns the rest
 log = logging.getLogger("lyricgpt.app")
-# One engine thread does all the sampling; gradio's event loop needs the other core.
+# One engine thread does all the sampling, on one torch thread: two were faster with 16 or more
+# songs in flight but several times slower with one to four, when OpenMP's spinning threads fight
+# gradio's event loop for the two cores (benchmarks/load.py --threads 1|2).
 torch.set_num_threads(THREADS)
 SERVED = load_for_serving(os.environ.get("LYRICGPT_MODEL"), os.environ.get("LYRICGPT_REVISION") or None,
                           BUNDLED_MODEL, HUB_TIMEOUT_S)
@@ -63,8 +65,9 @@ STOP_SWITCHES: dict[str, threading.Event] = {}
 
 
 def arm_stop(request: gr.Request) -> None:
-    """A fresh Stop switch at each click, so that Stop also reaches a song still waiting in the queue."""
-    STOP_SWITCHES[request.session_hash] = threading.Event()
+    """Arm the page's Stop switch at each click, so that Stop also reaches a song still waiting in the
+    queue. A song still playing keeps the same switch (gradio skips a second click's song then)."""
+    STOP_SWITCHES.setdefault(request.session_hash, threading.Event()).clear()
 
 
 def stop(request: gr.Request) -> None:
@@ -79,11 +82,12 @@ def user_error(message: str) -> gr.Error:
     return gr.Error(message, print_exception=False)
 
 
-def check(seed_line, temperature, length, top_k, top_p, seed) -> None:
+def check(seed_line, temperature, length, top_k, top_p, seed, request: gr.Request) -> None:
     """Check the settings before the song starts, so that a bad one leaves the page as it was."""
     try:
         parse_request(seed_line, temperature, length, top_k, top_p, seed, LM.tokenizer.vocab_size)
     except InputError as e:
+        STOP_SWITCHES.pop(request.session_hash, None)  # no song will come to clear it
         raise user_error(str(e)) from None
 
 
@@ -105,13 +109,16 @@ def generate(seed_line, temperature, length, top_k, top_p, seed, colour, request
             del STOP_SWITCHES[request.session_hash]
 
 
-def generate_bigram(seed_line, temperature, length, top_k, top_p, seed, compare):
+def generate_bigram(seed_line, temperature, length, top_k, top_p, seed, compare, request: gr.Request):
     """The same first line and settings, written by the bigram baseline (when the switch is on)."""
     if not compare:
         yield ""
         return
-    settings = parse_request(seed_line, temperature, length, top_k, top_p, seed, BIGRAM.tokenizer.vocab_size)
-    for update in stream_song(BIGRAM, settings, colour=False):
+    try:
+        settings = parse_request(seed_line, temperature, length, top_k, top_p, seed, BIGRAM.tokenizer.vocab_size)
+    except InputError as e:
+        raise user_error(str(e)) from None
+    for update in stream_song(BIGRAM, settings, colour=False, stop=STOP_SWITCHES.get(request.session_hash)):
         yield update.colours
 
 
@@ -131,6 +138,12 @@ def attention(text: str, window: int | None = None) -> dict:
         return attention_map(LM, text, window)
     except ValueError as e:
         raise user_error(str(e)) from None
+
+
+def attention_at(args: list) -> dict | None:
+    """attention(text, window) for the page's script, whose server calls arrive as one list."""
+    text, window = args
+    return attention_map(LM, text, int(window))
 
 
 def label(name: str, lm) -> str:
@@ -172,7 +185,7 @@ with gr.Blocks(title="LyricGPT") as demo:
             copy_btn = gr.Button("Copy", size="sm", elem_id="copy")
             gr.Markdown(label("GPT", LM), elem_id="gpt-label")
             song = gr.HTML(css_template=PROB_CSS, html_template=SONG_TEMPLATE, max_height=560, autoscroll=True,
-                           buttons=[copy_btn], js_on_load=SONG_JS, server_functions=[attention], elem_id="song")
+                           buttons=[copy_btn], js_on_load=SONG_JS, server_functions=[attention_at], elem_id="song")
             status = gr.Markdown(elem_id="song-status")
             colour = gr.Checkbox(value=True, label="Colour each character by how likely the model found it "
                                                    "(hover or tap one to see the alternatives)", elem_id="colour")
@@ -186,7 +199,7 @@ with gr.Blocks(title="LyricGPT") as demo:
 
     inputs = [seed_line, temperature, length, top_k, top_p, seed]
     checked = generate_btn.click(arm_stop, None, None, queue=False, api_visibility="private").then(
-        check, inputs, None, queue=False, api_visibility="private", show_progress="hidden")
+        check, inputs, None, api_visibility="private", show_progress="hidden")  # queued: its error shows as a toast
     checked.success(generate, inputs + [colour], [lyric, song, status], api_name="generate", api_visibility="public",
                     concurrency_limit=2 * (BATCH + WAITING),  # the engine, not gradio's queue, decides who waits
                     preprocess=False)  # parse_request checks the raw values: API callers skip the sliders' limits

@@ -22,22 +22,23 @@ const options = (n, all, name) =>
 bar.innerHTML = `<span class="inspect-hint">Select a character to see what it attended to.</span>
   <label>Layer <select id="attention-layer">${options(LAYERS, "all layers", "layer")}</select></label>
   <label>Head <select id="attention-head">${options(HEADS, "all heads, averaged", "head")}</select></label>`;
-element.before(bar);
+// Above the panel's scroll box, so that it stays in view while the song scrolls.
+(element.closest(".html-container") || element).before(bar);
 const layerChoice = bar.querySelector("#attention-layer");
 const headChoice = bar.querySelector("#attention-head");
 
 function explain(span) {
   const drawn = span.textContent;
   const top = span.dataset.top.split(",").map((pair) => pair.split(" ").map(Number));
-  const modelPercent = parseFloat(span.title);
+  const modelPercent = Number(span.dataset.prob) / 10;
   const rows = top.map(([id, permille]) =>
     `<tr class="${VOCAB[id] === drawn ? "drawn" : ""}"><td class="alt-char">${escape(shown(VOCAB[id]))}</td><td>${percent(permille)}</td></tr>`);
   if (!top.some(([id]) => VOCAB[id] === drawn)) {
     rows.push(`<tr class="drawn"><td class="alt-char">${escape(shown(drawn))}</td><td>${span.title} (drawn, not in the top five)</td></tr>`);
   }
   const drawnPercent = Number(span.dataset.drawn) / 10;
-  const odds = Math.abs(drawnPercent - modelPercent) >= 0.5
-    ? `Temperature, top-k or top-p changed its odds: the model gave it ${span.title}, it was drawn at ${drawnPercent.toFixed(1)}%.`
+  const odds = Math.abs(Number(span.dataset.drawn) - Number(span.dataset.prob)) >= 1
+    ? `Temperature, top-k or top-p changed its odds: the model gave it ${modelPercent.toFixed(1)}%, it was drawn at ${drawnPercent.toFixed(1)}%.`
     : "Drawn at the model's own odds.";
   return `<div class="alt-title">The model's likeliest characters here</div><table>${rows.join("")}</table><div class="alt-odds">${odds}</div>`;
 }
@@ -90,8 +91,11 @@ async function select(span) {
   const read = Number(span.dataset.window); // how many characters the model read to choose it
   const before = all.slice(0, i).map((s) => s.textContent).join("");
   selected = i;
-  attention = await server.attention(before, read);
-  if (selected === i) shade();
+  const view = await server.attention_at(before, read);
+  if (selected === i && view) {
+    attention = view; // the reply for the character still selected, not an earlier click's
+    shade();
+  }
 }
 
 element.addEventListener("mouseover", (e) => {
@@ -109,11 +113,15 @@ element.addEventListener("click", (e) => {
 });
 layerChoice.addEventListener("change", shade);
 headChoice.addEventListener("change", shade);
+let written = 0; // generated characters in the panel at the last update
 watch("value", () => {
-  // A new song starts from a panel with only its seed line: forget the old selection.
-  if (chars().length <= selected) {
+  // A new song starts with fewer generated characters than the last one had: forget the selection.
+  const now = element.querySelectorAll(".song span[data-top]").length;
+  if (now < written) {
     selected = null;
     attention = null;
+    tip.hidden = true;
   }
+  written = now;
   shade();
 });

@@ -86,7 +86,7 @@ def main() -> None:
     threads = int(os.environ.get("LYRICGPT_THREADS", "1"))  # the app's default, so both sides match
     torch.set_num_threads(threads)
     lm = load_model(args.model)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": str(threads)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": str(threads), "LYRICGPT_THREADS": str(threads)}
     results: dict[str, list] = {"sampler": [], "gradio_client, colours on": [],
                                 "gradio_client, colours off": [], "HTTP stream, colours on": [],
                                 "HTTP stream, colours off": []}

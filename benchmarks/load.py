@@ -66,6 +66,7 @@ def one_stream(client: Client, chars: int, seed: int, result: Stream, start: flo
                 result.first_char_s = now
             result.last_char_s = now
             result.new_chars = len(lyric) - len(SEED_LINE)
+        job.result()  # raises what the server said, if the stream ended in an error (e.g. busy)
         if result.new_chars != chars:
             result.error = f"{result.new_chars} of {chars} characters"
     except Exception as e:  # a failed stream is a result to count, not a reason to stop

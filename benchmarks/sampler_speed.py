@@ -3,10 +3,13 @@
     python benchmarks/sampler_speed.py                       # 4 layers, width 256, context 256
     python benchmarks/sampler_speed.py --chars 300 --threads 1
     python benchmarks/sampler_speed.py --model assets/model --chars 500 --repeats 5   # a trained model
+    python benchmarks/sampler_speed.py --model assets/model --against 4972c92:assets/model   # and another
 
 Prints, for each way, the median over the repeats of the streamed characters per second and the
 time to the first character, and the speedup of the cache, all measured in this one run. Without
 --model the weights are random: speed does not depend on what the model has learned. Goal: 5x or more.
+--against streams another model the same way (a folder, or REVISION:FOLDER for one in git's
+history), and prints its speed beside this one's.
 """
 
 from __future__ import annotations
@@ -14,8 +17,11 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Callable, Iterator
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -74,6 +80,18 @@ def measure(way: Callable, model: GPT, prompt: list[int], n: int, repeats: int) 
     return statistics.median(rates), statistics.median(firsts)
 
 
+def model_at(spec: str, folder: str):
+    """A model folder, or REVISION:FOLDER: that folder as git's history holds it, copied to ``folder``."""
+    if ":" not in spec or Path(spec).exists():
+        return load_model(spec)
+    revision, path = spec.split(":", 1)
+    root = Path(__file__).resolve().parent.parent
+    for name in ("config.json", "model.safetensors", "tokenizer.json"):
+        blob = subprocess.run(["git", "show", f"{revision}:{path}/{name}"], cwd=root, check=True, capture_output=True)
+        (Path(folder) / name).write_bytes(blob.stdout)
+    return load_model(folder)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--chars", type=int, default=1000, help="new characters per stream")
@@ -85,6 +103,7 @@ def main() -> None:
     parser.add_argument("--context-length", type=int, default=256)
     parser.add_argument("--prompt-chars", type=int, default=64, help="seed text: this many corpus characters")
     parser.add_argument("--model", help="a trained model folder or Hub repo (its shape replaces the options above)")
+    parser.add_argument("--against", help="another model to stream the same way: a folder, or REVISION:FOLDER")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -111,6 +130,15 @@ def main() -> None:
         results[name] = rate
         print(f"{name:>10}: {rate:8.1f} chars/s   first char after {first * 1000:7.1f} ms", flush=True)
     print(f"   speedup: {results['kv cache'] / results['recompute']:.1f}x (goal: 5x or more)")
+    if args.against:
+        with tempfile.TemporaryDirectory() as tmp:
+            other = model_at(args.against, tmp).model.eval()
+        rate, first = measure(cached, other, prompt, args.chars, args.repeats)
+        again, _ = measure(cached, model, prompt, args.chars, args.repeats)  # this model again, after the other
+        ours = statistics.median([results["kv cache"], again])
+        print(f"{args.against}: {rate:8.1f} chars/s   first char after {first * 1000:7.1f} ms")
+        print(f"   this model streams at {ours / rate:.0%} of its speed (this model before and after it: "
+              f"{results['kv cache']:.1f} and {again:.1f} chars/s)")
 
 
 if __name__ == "__main__":

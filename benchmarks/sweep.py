@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # The minutes sweep on the song corpus (assets/lyrics.txt, 6.65 MB): how far each recipe gets in
 # the same few CPU minutes, its own cost per step included (Muon's orthogonalisation, a deeper model).
 MINUTES_BASE = ["--n-layer", "4", "--n-embd", "256", "--n-head", "4", "--context-length", "128",
-                "--batch-size", "32", "--lr", "2e-3", "--dropout", "0", "--weight-decay", "0.1",
+                "--batch-size", "32", "--optimizer", "adamw", "--lr", "2e-3", "--dropout", "0", "--weight-decay", "0.1",
                 "--dtype", "bfloat16", "--schedule", "wsd", "--decay-fraction", "0.2", "--warmup-steps", "100",
                 "--eval-interval", "250", "--sample-chars", "100"]
 MUON = ["--optimizer", "muon", "--weight-decay", "0"]
@@ -44,16 +44,16 @@ MINUTES = {
     "muon-6l": ("as muon, 6 layers", MUON + ["--n-layer", "6"]),
     "muon-3x384": ("as muon, 3 layers x 384 wide, 6 heads", MUON + ["--n-layer", "3", "--n-embd", "384", "--n-head", "6"]),
     "muon-ctx256": ("as muon, ctx 256, batch 16", MUON + ["--context-length", "256", "--batch-size", "16"]),
-    "muon-d1": ("as muon, dropout 0.1", MUON + ["--dropout", "0.1"]),
     "muon-lr4": ("as muon, Muon lr 0.04", MUON + ["--muon-lr", "0.04"]),
     "muon-decay4": ("as muon, the last 40% decaying", MUON + ["--decay-fraction", "0.4"]),
+    "muon-lr1": ("as muon, Muon lr 0.01", MUON + ["--muon-lr", "0.01"]),
 }
 
 # The hour sweep on the first corpus (0.7 MB), kept for when a GPU is lent: where each recipe ends, which is what overfitting decides on a small corpus.
 # Each entry's speed is its training tokens/s on the 2-core CPU against h-base, measured with
 # benchmarks/train_speed.py and the entry's flags (the median of two h-base measurements).
 HOUR_BASE = ["--n-layer", "4", "--n-embd", "256", "--n-head", "4", "--context-length", "128",
-             "--batch-size", "32", "--lr", "2e-3", "--dropout", "0.2", "--weight-decay", "0.1",
+             "--batch-size", "32", "--optimizer", "adamw", "--lr", "2e-3", "--dropout", "0.2", "--weight-decay", "0.1",
              "--dtype", "bfloat16", "--schedule", "wsd", "--warmup-steps", "100", "--decay-fraction", "0.2"]
 HOUR_STEPS = 9670  # what h-base reached in its hour on the quiet CPU (runs/bundled2)
 L6, D3, WD5 = ["--n-layer", "6"], ["--dropout", "0.3"], ["--weight-decay", "0.5"]

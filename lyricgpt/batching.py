@@ -2,8 +2,9 @@
 
 On a CPU a decoding step of a small model costs mostly per-operation overhead, not arithmetic,
 so sixteen songs stepped together cost barely twice one song. This is ``sampler.generate``
-turned inside out: the same model, the same sampling rule (``choose``) and the same re-fill
-rule, but each song is a row of one shared cache, and songs join and leave between steps.
+turned inside out: the same model, the same sampling rule (``draw``, then ``describe``) and the
+same re-fill rule, but each song is a row of one shared cache, and songs join and leave between
+steps.
 
 Each song keeps its own settings, random generator, window and progress, so its text does not
 depend on who else is singing: a seeded song writes the same text here as alone.
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .sampler import SamplingSettings, Step, choose, make_generator, refill_length
+from .sampler import SamplingSettings, Step, describe, draw, make_generator, refill_length
 
 
 @dataclass(eq=False)
@@ -91,14 +92,19 @@ class BatchSampler:
             return []
         inputs = torch.tensor([[s.next_input] for s in self.songs], device=self.device)
         logits, _ = self.model(inputs, cache=self.cache.rows(0, n))
+        logits = logits[:, -1]
         windows = self.cache.lengths[:n].tolist()
-        results = []
-        for song, row, window in zip(self.songs, logits[:, -1], windows):
+        drawn, rows = [], []
+        for i, song in enumerate(self.songs):  # each song by its own settings and random stream
             try:
-                step = choose(row, song.settings, song.generator, window)
+                drawn.append(draw(logits[i], song.settings, song.generator))
+                rows.append(i)
             except Exception as e:  # noqa: BLE001 - one song's failure must not stop the others
                 song.error = e
-                continue
+        steps = describe(logits[rows], drawn, [windows[i] for i in rows]) if rows else []
+        results = []
+        for i, step in zip(rows, steps):
+            song = self.songs[i]
             song.produced += 1
             song.recent.append(step.token)
             del song.recent[:-self.context]

@@ -21,6 +21,7 @@ from .sampler import SamplingSettings, Step
 log = logging.getLogger(__name__)
 
 _END = object()  # put on a stream after its last step
+PATIENCE_S = 120.0  # a reader that waits longer than this for its next step gives up: never a hung stream
 
 
 class EngineBusy(RuntimeError):
@@ -43,18 +44,22 @@ class SongStream:
         """Ask the engine to drop the song; its row is free before the next step."""
         self.cancelled.set()
 
-    def chunks(self, interval: Callable[[], float] = lambda: 0.0,
-               clock: Callable[[], float] = time.monotonic) -> Iterator[list[Step]]:
+    def chunks(self, interval: Callable[[], float] = lambda: 0.0, clock: Callable[[], float] = time.monotonic,
+               patience: float = PATIENCE_S) -> Iterator[list[Step]]:
         """The song's steps in chunks: whatever has arrived, at most one chunk per ``interval()``
         seconds (the first as soon as it comes), so that a reader wakes a few times a second
-        rather than at every character."""
+        rather than at every character. Waiting longer than ``patience`` for a step is an error."""
         last = -float("inf")
         while True:
             wait = last + interval() - clock()
             if wait > 0:
                 time.sleep(wait)
-            items = [self._out.get()]  # blocks until the engine has something
-            while not self._out.empty():
+            try:
+                items = [self._out.get(timeout=patience)]  # blocks until the engine has something
+            except queue.Empty:
+                self.cancel()
+                raise EngineError(f"no character came for {patience:g} s") from None
+            while last > -float("inf") and not self._out.empty():  # the first character comes on its own
                 items.append(self._out.get_nowait())
             last = clock()
             steps = [i for i in items if isinstance(i, Step)]
@@ -81,6 +86,7 @@ class Engine:
         self.sampler = BatchSampler(model, max_batch, refill_keep)
         self.max_waiting = max_waiting
         self._waiting: list[SongStream] = []
+        self._joining: list[SongStream] = []  # taken from the line, being prefilled
         self._wake = threading.Condition()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="lyricgpt-engine", daemon=True)
@@ -108,7 +114,7 @@ class Engine:
                 raise EngineError("the engine has shut down")
             # A cancelled song's place counts as free: the engine drops it before its next step.
             singing = sum(not song.tag.cancelled.is_set() for song in list(self.sampler.songs))
-            waiting = sum(not stream.cancelled.is_set() for stream in self._waiting)
+            waiting = sum(not stream.cancelled.is_set() for stream in self._waiting + self._joining)
             if singing + waiting >= self.sampler.capacity + self.max_waiting:
                 raise EngineBusy(f"all {self.sampler.capacity} places are singing and "
                                  f"{self.max_waiting} more are waiting")
@@ -126,20 +132,32 @@ class Engine:
     # -- the engine thread
 
     def _run(self) -> None:
-        while True:
-            with self._wake:
-                while not self._closed and not self._waiting and not self.sampler.songs:
-                    self._wake.wait()
-                if self._closed:
-                    break
-                free = self.sampler.capacity - len(self.sampler.songs)
-                joining, self._waiting = self._waiting[:free], self._waiting[free:]
-            for stream in joining:
-                self._join(stream)
-            for song in [s for s in self.sampler.songs if s.tag.cancelled.is_set()]:
-                self.sampler.remove(song)
-            self._step()
-        self._fail_all(EngineError("the server is shutting down"))
+        try:
+            while self._admit():
+                for song in [s for s in self.sampler.songs if s.tag.cancelled.is_set()]:
+                    self.sampler.remove(song)
+                self._step()
+            self._fail(EngineError("the server is shutting down"))
+        except BaseException as e:  # the thread itself broke: nobody may be left waiting on it
+            log.exception("the engine thread stopped")
+            self._fail(EngineError(f"the engine stopped: {e}"))
+            raise
+
+    def _admit(self) -> bool:
+        """Wait for work; move waiting songs into free rows. False once closed."""
+        with self._wake:
+            while not self._closed and not self._waiting and not self.sampler.songs:
+                self._wake.wait()
+            if self._closed:
+                return False
+            free = self.sampler.capacity - len(self.sampler.songs)
+            joining, self._waiting = self._waiting[:free], self._waiting[free:]
+            self._joining = list(joining)
+        for stream in joining:
+            self._join(stream)
+            with self._wake:  # counted as singing from now on, not twice
+                self._joining.remove(stream)
+        return True
 
     def _join(self, stream: SongStream) -> None:
         if stream.cancelled.is_set():
@@ -156,7 +174,10 @@ class Engine:
             results = self.sampler.step()
         except Exception as e:  # noqa: BLE001 - a fault of the model: fail these songs, keep serving
             log.exception("the batched forward pass failed; ending the %d songs in it", len(songs))
-            self._fail_all(EngineError(f"the model failed while writing this song: {e}"))
+            for song in songs:  # some may have left the batch already, inside step()
+                if song in self.sampler.songs:
+                    self.sampler.remove(song)
+                song.tag._out.put(EngineError(f"the model failed while writing this song: {e}"))
             return
         for song, step in results:
             song.tag._out.put(step)
@@ -167,11 +188,12 @@ class Engine:
                 log.error("a song failed while sampling: %s", song.error)
                 song.tag._out.put(EngineError(f"sampling this song failed: {song.error}"))
 
-    def _fail_all(self, error: EngineError) -> None:
+    def _fail(self, error: EngineError) -> None:
+        """End every song in the batch and in the line with ``error``."""
         for song in list(self.sampler.songs):
             self.sampler.remove(song)
             song.tag._out.put(error)
         with self._wake:
-            waiting, self._waiting = self._waiting, []
+            waiting, self._waiting = self._waiting + self._joining, []
         for stream in waiting:
             stream._out.put(error)

@@ -76,20 +76,32 @@ def make_generator(seed: int | None, device: torch.device | str = "cpu") -> torc
     return g
 
 
-def choose(logits: torch.Tensor, settings: SamplingSettings, generator: torch.Generator,
-           window: int) -> Step:
-    """Draw the next token from one position's logits: the sampling rule every loop shares."""
+def draw(logits: torch.Tensor, settings: SamplingSettings, generator: torch.Generator) -> tuple[int, float]:
+    """The sampling rule, shared by every loop: the next token from one position's logits, and
+    its probability in the distribution it was drawn from (after temperature, top-k and top-p)."""
     logits = logits.float()
-    probs = logits.softmax(-1)
     if settings.temperature == 0:
-        token, sampled_prob = int(torch.argmax(logits)), 1.0
-    else:
-        weights = filter_logits(logits, settings.temperature, settings.top_k, settings.top_p).softmax(-1)
-        token = int(torch.multinomial(weights, 1, generator=generator))
-        sampled_prob = float(weights[token])
-    top = torch.topk(probs, min(TOP_N, probs.numel()))
-    return Step(token, float(probs[token]), sampled_prob,
-                tuple(zip(top.indices.tolist(), top.values.tolist())), window)
+        return int(torch.argmax(logits)), 1.0
+    weights = filter_logits(logits, settings.temperature, settings.top_k, settings.top_p).softmax(-1)
+    token = int(torch.multinomial(weights, 1, generator=generator))
+    return token, float(weights[token])
+
+
+def describe(logits: torch.Tensor, drawn: list[tuple[int, float]], windows: list[int]) -> list[Step]:
+    """Each row's step, with what the model weighed there: its probability for the token drawn and
+    its TOP_N likeliest tokens. ``logits`` is (rows, vocabulary); one softmax serves every row."""
+    probs = logits.float().softmax(-1)
+    top = torch.topk(probs, min(TOP_N, probs.size(-1)))
+    tokens = torch.tensor([token for token, _ in drawn], device=probs.device)
+    picked = probs[torch.arange(len(drawn), device=probs.device), tokens].tolist()
+    return [Step(token, prob, sampled, tuple(zip(ids, values)), window)
+            for (token, sampled), prob, ids, values, window
+            in zip(drawn, picked, top.indices.tolist(), top.values.tolist(), windows)]
+
+
+def choose(logits: torch.Tensor, settings: SamplingSettings, generator: torch.Generator, window: int) -> Step:
+    """Draw the next token from one position's logits, and say what the model weighed."""
+    return describe(logits[None], [draw(logits, settings, generator)], [window])[0]
 
 
 def refill_length(context: int, refill_keep: int | None = None) -> int:

@@ -248,13 +248,15 @@ def prob_class(prob: float) -> str:
 def coloured(char: str, step: Step) -> str:
     """One new character as HTML: coloured by its probability, carrying what the model weighed.
 
-    ``data-top`` lists the model's likeliest tokens as "id permille" pairs; ``data-drawn`` is the
-    character's per-mille in the distribution it was drawn from (after temperature, top-k and
-    top-p); ``data-window`` is how many characters the model read to choose it.
+    ``data-top`` lists the model's likeliest tokens as "id permille" pairs; ``data-prob`` is the
+    character's own per-mille, and ``data-drawn`` its per-mille in the distribution it was drawn
+    from (after temperature, top-k and top-p); ``data-window`` is how many characters the model
+    read to choose it.
     """
     top = ",".join(f"{token} {round(prob * 1000)}" for token, prob in step.top)
     return (f'<span class="{prob_class(step.prob)}" title="{step.prob:.0%}" data-top="{top}" '
-            f'data-drawn="{round(step.sampled_prob * 1000)}" data-window="{step.window}">{html.escape(char)}</span>')
+            f'data-prob="{round(step.prob * 1000)}" data-drawn="{round(step.sampled_prob * 1000)}" '
+            f'data-window="{step.window}">{html.escape(char)}</span>')
 
 
 def legend() -> str:
@@ -308,7 +310,8 @@ def stream_song(lm: LyricModel, request: Request, colour: bool = True, stop: thr
             last = bool(early_end) or n == request.length
             if last or first or now - last_status >= STATUS_EVERY_S:
                 status, last_status = _status(n, request, n / max(now - start, 1e-9), notes), now
-            if last or first or now - last_update >= update_interval(engine):
+            # The engine's chunks come paced already; the solo path is paced here.
+            if last or first or engine is not None or now - last_update >= UPDATE_EVERY_S:
                 last_update = now
                 yield Update(lyric, colours, status)
             if early_end:
@@ -329,5 +332,5 @@ def _early_end(elapsed: float, stop: threading.Event | None) -> str | None:
 def _status(done: int, request: Request, rate: float, notes: list[str]) -> str:
     text = f"{done} of {request.length} characters at {rate:,.0f} chars/s"
     text += f" · temperature {request.temperature:g} · top-k {request.top_k or 'off'}"
-    text += f" · top-p {request.top_p if request.top_p is not None else 'off'} · seed {request.seed}"
+    text += f" · top-p {'off' if request.top_p is None else f'{request.top_p:g}'} · seed {request.seed}"
     return text + "".join(f" · {note}" for note in notes)

@@ -37,26 +37,26 @@ class TrainConfig:
     n_head: int = 4
     n_embd: int = 256
     context_length: int = 128
-    dropout: float = 0.2
+    dropout: float = 0.0
     bias: bool = True
     # optimisation; one optimiser step sees batch_size * grad_accum * world_size windows
     batch_size: int = 32
     grad_accum: int = 1
-    optimizer: str = "adamw"  # "adamw", or "muon": Muon for the hidden matrices, AdamW for the rest
+    optimizer: str = "muon"  # "muon": Muon for the blocks' matrices, AdamW for the rest; or "adamw"
     lr: float = 2e-3
     muon_lr: float = 0.02  # Muon's peak learning rate; the schedule scales it with lr
     min_lr_ratio: float = 0.1
-    weight_decay: float = 1.0
+    weight_decay: float = 0.0
     beta1: float = 0.9
     beta2: float = 0.99
     grad_clip: float = 1.0
     warmup_steps: int = 100
     schedule: str = "wsd"  # "cosine" or "wsd" (warmup, stable, then linear decay)
-    decay_fraction: float = 0.2  # wsd: the final share of training spent decaying
+    decay_fraction: float = 0.4  # wsd: the final share of training spent decaying
     # how long: whichever comes first; the schedule is planned for it
     max_steps: int | None = None
     max_minutes: float | None = 60.0
-    eval_interval: int = 250
+    eval_interval: int = 1000
     seed: int = 1337
     device: str = "auto"  # auto, cpu, cuda, mps
     dtype: str = "auto"  # auto, bfloat16, float32 (autocast precision of the forward pass)
@@ -66,11 +66,12 @@ class TrainConfig:
 
 PRESETS: dict[str, dict] = {
     "tiny": dict(n_layer=2, n_head=2, n_embd=64, context_length=64, dropout=0.0, batch_size=32,
-                 lr=3e-3, warmup_steps=20, max_steps=300, max_minutes=None, eval_interval=100, sample_chars=200),
-    "bundled": dict(),  # the dataclass defaults are the bundled model's recipe
+                 optimizer="adamw", lr=3e-3, weight_decay=0.1, decay_fraction=0.2, warmup_steps=20, max_steps=300,
+                 max_minutes=None, eval_interval=100, sample_chars=200),
+    "bundled": dict(),  # the dataclass defaults are the bundled model's recipe (docs/training-recipe.md)
     "gpt2-124m": dict(n_layer=12, n_head=12, n_embd=768, context_length=1024, dropout=0.1,
                       batch_size=16, grad_accum=4, lr=6e-4, warmup_steps=500, max_steps=20000, max_minutes=None,
-                      eval_interval=500, weight_decay=0.1, beta2=0.95, schedule="cosine"),
+                      eval_interval=500, optimizer="adamw", weight_decay=0.1, beta2=0.95, schedule="cosine"),
 }
 
 

@@ -38,6 +38,19 @@ def tiny_lm(corpus_text):
 
 
 @pytest.fixture(scope="session")
+def slow_model_dir(tiny_lm, tmp_path_factory) -> Path:
+    """A model wide and deep enough that a 2000-character song takes many seconds: time to press
+    Stop, or to find every place in the engine taken."""
+    from lyricgpt import GPT, GPTConfig, LyricModel
+
+    torch.manual_seed(0)
+    config = GPTConfig(vocab_size=tiny_lm.tokenizer.vocab_size, context_length=256, n_layer=8, n_head=4, n_embd=256)
+    folder = tmp_path_factory.mktemp("slow-model")
+    LyricModel(GPT(config), tiny_lm.tokenizer).save(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
 def tiny_model_dir(tiny_lm, tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("tiny-model")
     tiny_lm.save(folder)

@@ -84,3 +84,12 @@ def test_a_window_outside_the_context_is_refused(tiny_lm):
     for window in (0, tiny_lm.context_length + 1):
         with pytest.raises(ValueError, match="window"):
             attention_map(tiny_lm, "la la", window=window)
+
+
+def test_a_song_from_a_blank_line_is_explained_from_the_line_break_it_started_from(tiny_lm):
+    steps = list(generate(tiny_lm.model, tiny_lm.start_ids(), 12, temperature=1.0, seed=3))
+    text = ""
+    for step in steps:  # what the page holds before each character: no visible line break
+        expected = next_char_odds(tiny_lm, text, window=step.window)
+        assert [p for _, p in step.top] == pytest.approx([p for _, p in expected], abs=1e-5)
+        text += tiny_lm.tokenizer.chars[step.token]

@@ -58,6 +58,23 @@ def test_a_signal_during_a_stop_at_step_run_still_exits_130(corpus, tmp_path, su
     assert f"interrupted at step {load_checkpoint(out / 'ckpt_last.pt')['step']}" in log.read_text()
 
 
+def test_a_muon_run_resumes_exactly_too(corpus, tmp_path, subprocess_env):
+    """Muon for the blocks' matrices and AdamW for the rest: both optimisers' state survives a resume."""
+    args = [*TINY, "--data", corpus, "--max-steps", 20, "--optimizer", "muon"]
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    assert train(*args, "--out", straight, env=subprocess_env).returncode == 0
+    assert train(*args, "--out", stopped, "--stop-at-step", 10, env=subprocess_env).returncode == 0
+    resumed = train("--out", stopped, "--resume", env=subprocess_env)
+    assert resumed.returncode == 0, resumed.stderr
+    expected, got = load_checkpoint(straight / "ckpt_last.pt"), load_checkpoint(stopped / "ckpt_last.pt")
+    assert got["train_config"]["optimizer"] == "muon" and len(got["optimizer"]["parts"]) == 2
+    assert got["optimizer"]["parts"][0]["state"], "Muon kept no momentum: it trained nothing"
+    assert_same_tensors(got["model"], expected["model"])
+    for part, expected_part in zip(got["optimizer"]["parts"], expected["optimizer"]["parts"]):
+        for state, expected_state in zip(part["state"].values(), expected_part["state"].values()):
+            assert_same_tensors(state, expected_state)
+
+
 # A constant learning rate, so that a resume may shorten the plan without changing the steps.
 LONG = [*TINY, "--dropout", 0.1, "--warmup-steps", 0, "--min-lr-ratio", 1]
 
