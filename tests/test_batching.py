@@ -7,23 +7,9 @@ import pytest
 import torch
 
 from lyricgpt.batching import BatchSampler
-from lyricgpt.model import GPT, GPTConfig
+from lyricgpt.model import GPT
 from lyricgpt.sampler import SamplingSettings, generate
-
-VOCAB, CONTEXT = 13, 8
-
-
-def random_gpt(dtype: torch.dtype) -> GPT:
-    """Large random weights, so that next-token distributions are far from uniform."""
-    torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=VOCAB, context_length=CONTEXT, n_layer=2, n_head=2, n_embd=16)).to(dtype)
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.5 * torch.randn(p.shape, generator=g, dtype=p.dtype))
-        model.ln_f.weight.mul_(3)
-    return model.eval()
-
+from test_sampler import CONTEXT, VOCAB, random_gpt
 
 class Recording(torch.nn.Module):
     """The model, keeping the last-position logits of every forward pass."""

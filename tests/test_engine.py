@@ -12,7 +12,7 @@ import torch
 
 from lyricgpt.engine import Engine, EngineBusy, EngineError
 from lyricgpt.sampler import SamplingSettings, generate
-from test_batching import random_gpt
+from test_sampler import random_gpt
 
 TIMEOUT = 30.0  # no wait in these tests comes near this; a hang fails instead of blocking the suite
 

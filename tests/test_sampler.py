@@ -16,19 +16,23 @@ from lyricgpt.sampler import filter_logits, generate, make_generator
 VOCAB, CONTEXT = 13, 8
 
 
-@pytest.fixture(scope="module")
-def gpt() -> GPT:
-    """A small GPT in float64 (so that cached and recomputed logits agree to the last float32 bit)
-    with large random weights, so that its next-token distributions are far from uniform and
-    its greedy path is not one repeated token."""
+def random_gpt(dtype: torch.dtype) -> GPT:
+    """A small GPT with large random weights, so that its next-token distributions are far from
+    uniform and its greedy path is not one repeated token (shared with the batching tests)."""
     torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=VOCAB, context_length=CONTEXT, n_layer=2, n_head=2, n_embd=16)).double()
+    model = GPT(GPTConfig(vocab_size=VOCAB, context_length=CONTEXT, n_layer=2, n_head=2, n_embd=16)).to(dtype)
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.5 * torch.randn(p.shape, generator=g, dtype=p.dtype))
         model.ln_f.weight.mul_(3)
     return model.eval()
+
+
+@pytest.fixture(scope="module")
+def gpt() -> GPT:
+    """In float64, so that cached and recomputed logits agree to the last float32 bit."""
+    return random_gpt(torch.float64)
 
 
 def _last_logits(model, window: list[int]) -> torch.Tensor:
