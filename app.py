@@ -45,14 +45,14 @@ WAITING = setting("LYRICGPT_WAITING", 16, lowest=0)
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per HTTP request drowns the rest
 log = logging.getLogger("lyricgpt.app")
-# One engine thread does all the sampling, on one torch thread: two were faster with 16 or more
-# songs in flight but several times slower with one to four, when OpenMP's spinning threads fight
-# gradio's event loop for the two cores (benchmarks/load.py --threads 1|2).
+# The engine does all the sampling of the page's songs, in a process of its own, on THREADS torch
+# threads (benchmarks/load.py --threads 1|2 compares them); this process answers the page's
+# look-inside requests and the bigram's songs on as many.
 torch.set_num_threads(THREADS)
 SERVED = load_for_serving(os.environ.get("LYRICGPT_MODEL"), os.environ.get("LYRICGPT_REVISION") or None,
                           BUNDLED_MODEL, HUB_TIMEOUT_S)
 LM = SERVED.lm
-ENGINE = Engine(LM.model, max_batch=BATCH, max_waiting=WAITING)
+ENGINE = Engine(LM.model, max_batch=BATCH, max_waiting=WAITING, threads=THREADS)
 # The tutorial's baseline, to hear what attention adds. Its steps are a table lookup, so it
 # samples alone, without the engine.
 BIGRAM = load_model(os.environ.get("LYRICGPT_BIGRAM") or ASSETS / "bigram")

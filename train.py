@@ -25,6 +25,7 @@ HELP = {
     "n_layer": "transformer blocks", "n_head": "attention heads", "n_embd": "embedding width",
     "context_length": "characters the model sees at once", "dropout": "dropout probability",
     "bias": "biases in Linear and LayerNorm layers",
+    "activation": "the MLP's nonlinearity: gelu (exact), or gelu_tanh (GPT-2's approximation, slower on a CPU)",
     "batch_size": "windows per micro-batch, per process",
     "grad_accum": "micro-batches per optimiser step (gradient accumulation)",
     "optimizer": "adamw, or muon (Muon for the blocks' matrices, AdamW for the rest)",

@@ -10,13 +10,15 @@ temporary worktree and run on the same model in this same run, since this machin
 
 For each N (300 characters each) prints: streams completed / refused busy / failed, time to first
 character (median, p95), per-stream chars/s after the first character (median, slowest),
-aggregate chars/s; then the server's peak memory (VmHWM) after each N.
+aggregate chars/s; then the server's peak memory (VmHWM, its engine process included) after each N.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -108,10 +110,15 @@ def run_load(client: Client, n: int, chars: int) -> dict:
 
 
 def peak_memory_mb(pid: int) -> float:
+    """The peak resident memory (VmHWM) of the server, plus that of its children (the engine's process)."""
+    total = 0.0
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+            total += int(line.split()[1]) / 1024
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            total += peak_memory_mb(int(child))
+    return total
 
 
 @contextmanager
@@ -125,6 +132,19 @@ def checkout(revision: str) -> Iterator[Path]:
             yield folder
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(folder)], cwd=ROOT, capture_output=True)
+
+
+def readable_by(tree: Path, model: Path, copy: Path) -> Path:
+    """The model folder as the code in ``tree`` can read it. Code older than the ``activation``
+    setting refuses a config that has one: it gets a copy without it, and computes GPT-2's tanh
+    GELU with the same weights (one character's GELU costs microseconds either way)."""
+    config = json.loads((model / "config.json").read_text())
+    if "activation" not in config or "activation" in (tree / "lyricgpt" / "model.py").read_text():
+        return model
+    shutil.copytree(model, copy)
+    del config["activation"]
+    (copy / "config.json").write_text(json.dumps(config, indent=2))
+    return copy
 
 
 def measure(name: str, env: dict, settings: dict, app_py: Path, streams: list[int], chars: int) -> list[dict]:
@@ -159,7 +179,7 @@ def main() -> None:
     if args.baseline != "none":
         with checkout(args.baseline) as tree:
             base_env = {**env, "PYTHONPATH": str(tree)}
-            base = {"LYRICGPT_MODEL": settings["LYRICGPT_MODEL"]}
+            base = {"LYRICGPT_MODEL": str(readable_by(tree, Path(settings["LYRICGPT_MODEL"]), tree / "model-for-baseline"))}
             results[f"baseline {args.baseline}"] = measure(f"baseline {args.baseline}", base_env, base,
                                                            tree / "app.py", args.streams, args.chars)
 

@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch  # noqa: E402
 
 from lyricgpt import GPT, CharTokenizer, GPTConfig, load_model  # noqa: E402
-from lyricgpt.sampler import generate, make_generator  # noqa: E402
+from lyricgpt.sampler import SamplingSettings, draw, generate, make_rng  # noqa: E402
 
 CORPUS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", "lyrics.txt")
 
@@ -38,12 +38,11 @@ CORPUS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
 def recompute_generate(model: GPT, prompt: list[int], max_new_tokens: int, temperature: float,
                        seed: int) -> Iterator[int]:
     """The sampler without a cache: every character runs the whole (cropped) window again."""
-    generator = make_generator(seed)
+    rng, settings = make_rng(seed), [SamplingSettings(temperature)]
     ids, context = list(prompt), model.config.context_length
     for _ in range(max_new_tokens):
         logits, _ = model(torch.tensor([ids[-context:]]))
-        probs = (logits[0, -1].float() / temperature).softmax(-1)
-        token = int(torch.multinomial(probs, 1, generator=generator))
+        ((token, _),) = draw(logits[:, -1], settings, [rng.random()])
         ids.append(token)
         yield token
 

@@ -1,7 +1,7 @@
 """Training throughput and model-FLOPs utilisation (MFU) on this machine.
 
-    python benchmarks/train_speed.py                 # the bundled model's recipe
-    python benchmarks/train_speed.py --dtype float32 --n-layer 6   # any train.py flag
+    python benchmarks/train_speed.py                 # the bundled model's recipe, on assets/lyrics.txt
+    python benchmarks/train_speed.py --activation gelu_tanh --n-layer 6   # any train.py flag
 
 Prints training tokens/s (median over timed steps), FLOPs per token (6 x parameters plus
 attention), the dense-matmul FLOP/s of this machine in float32 and bfloat16 measured in the same
@@ -50,6 +50,8 @@ def main(argv: list[str] | None = None) -> None:
         i = argv.index("--steps")
         steps = int(argv[i + 1])
         del argv[i:i + 2]
+    if "--data" not in argv:
+        argv += ["--data", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", "lyrics.txt")]
     args = train.parse_args(argv + ["--out", "runs/bench-train-speed", "--max-steps", str(10 ** 9)])
     cfg = train.build_config(args)
     trainer = Trainer(cfg, setup_runtime(cfg))

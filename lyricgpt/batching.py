@@ -12,11 +12,12 @@ depend on who else is singing: a seeded song writes the same text here as alone.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 
 import torch
 
-from .sampler import SamplingSettings, Step, describe, draw, make_generator, refill_length
+from .sampler import SamplingSettings, Step, describe, draw, make_rng, refill_length
 
 
 @dataclass(eq=False)
@@ -25,7 +26,7 @@ class Song:
 
     max_new_tokens: int
     settings: SamplingSettings
-    generator: torch.Generator
+    rng: random.Random
     recent: list[int]  # the tokens a re-fill would read, ``next_input`` last
     produced: int = 0
     error: Exception | None = None  # why the song left early, if it did
@@ -66,7 +67,7 @@ class BatchSampler:
             raise ValueError("the prompt holds a token outside the vocabulary")
         if max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
-        song = Song(max_new_tokens, settings, make_generator(seed, self.device), list(prompt[-self.context:]), tag=tag)
+        song = Song(max_new_tokens, settings, make_rng(seed), list(prompt[-self.context:]), tag=tag)
         self._fill_row(len(self.songs), song)
         self.songs.append(song)
         return song
@@ -94,14 +95,17 @@ class BatchSampler:
         logits, _ = self.model(inputs, cache=self.cache.rows(0, n))
         logits = logits[:, -1]
         windows = self.cache.lengths[:n].tolist()
-        drawn, rows = [], []
-        for i, song in enumerate(self.songs):  # each song by its own settings and random stream
+        uniforms, rows = [], []
+        for i, song in enumerate(self.songs):  # each song from its own random stream
             try:
-                drawn.append(draw(logits[i], song.settings, song.generator))
+                uniforms.append(song.rng.random())
                 rows.append(i)
             except Exception as e:  # noqa: BLE001 - one song's failure must not stop the others
                 song.error = e
-        steps = describe(logits[rows], drawn, [windows[i] for i in rows]) if rows else []
+        if len(rows) < n:
+            logits = logits[rows]
+        settings = [self.songs[i].settings for i in rows]
+        steps = describe(logits, draw(logits, settings, uniforms), [windows[i] for i in rows]) if rows else []
         results = []
         for i, step in zip(rows, steps):
             song = self.songs[i]

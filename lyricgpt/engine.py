@@ -1,16 +1,31 @@
-"""The serving engine: one thread owns the model and steps every song in flight as one batch.
+"""The serving engine: one process of its own owns the model and steps every song in flight as one batch.
 
 Requests submit a song and read its characters from their own ``SongStream``. Songs beyond the
 batch's capacity wait in a bounded line; beyond that, ``submit`` refuses at once (``EngineBusy``),
 so nobody waits without end. A cancelled song leaves the batch before the next step.
+
+Why a process and not a thread: a decoding step is hundreds of small torch calls, and each one
+lets go of Python's interpreter lock and must take it back. In the web server's process the lock
+is also wanted by every stream's updates, so the engine waited on the server between calls
+(docs/benchmarks.md measures it). In a process of its own the engine never waits on the server,
+as in vLLM, whose engine core runs apart from its API server for the same reason.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
+import pickle
 import queue
+import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
+from collections import deque
+from multiprocessing.connection import Connection
 from typing import Callable, Iterator
 
 import torch
@@ -22,6 +37,7 @@ log = logging.getLogger(__name__)
 
 _END = object()  # put on a stream after its last step
 PATIENCE_S = 120.0  # a reader that waits longer than this for its next step gives up: never a hung stream
+START_TIMEOUT_S = 120.0  # for the engine's process to import torch and take the model
 
 
 class EngineBusy(RuntimeError):
@@ -35,14 +51,16 @@ class EngineError(RuntimeError):
 class SongStream:
     """One song's side of the engine: its steps as they come, and a way to cancel it."""
 
-    def __init__(self, prompt: list[int], max_new_tokens: int, settings: SamplingSettings, seed: int | None):
-        self.prompt, self.max_new_tokens, self.settings, self.seed = prompt, max_new_tokens, settings, seed
+    def __init__(self, cancel: Callable[[], None]):
         self.cancelled = threading.Event()
+        self._cancel = cancel
         self._out: queue.SimpleQueue = queue.SimpleQueue()
 
     def cancel(self) -> None:
         """Ask the engine to drop the song; its row is free before the next step."""
-        self.cancelled.set()
+        if not self.cancelled.is_set():
+            self.cancelled.set()
+            self._cancel()
 
     def chunks(self, interval: Callable[[], float] = lambda: 0.0, clock: Callable[[], float] = time.monotonic,
                patience: float = PATIENCE_S) -> Iterator[list[Step]]:
@@ -77,29 +95,50 @@ class SongStream:
 
 
 class Engine:
-    """Steps up to ``max_batch`` songs together on a thread of its own; ``max_waiting`` more may wait."""
+    """Steps up to ``max_batch`` songs together in a process of its own, on ``threads`` torch
+    threads; ``max_waiting`` more may wait."""
 
     def __init__(self, model: torch.nn.Module, max_batch: int = 16, max_waiting: int = 16,
-                 refill_keep: int | None = None):
+                 refill_keep: int | None = None, threads: int = 1):
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be at least 1, got {max_batch}")
         if max_waiting < 0:
             raise ValueError(f"max_waiting must be at least 0, got {max_waiting}")
-        self.sampler = BatchSampler(model, max_batch, refill_keep)
-        self.max_waiting = max_waiting
-        self._waiting: list[SongStream] = []
-        self._joining: list[SongStream] = []  # taken from the line, being prefilled
-        self._wake = threading.Condition()
+        self.capacity, self.max_waiting = max_batch, max_waiting
+        self._streams: dict[int, SongStream] = {}  # submitted, not yet ended
+        self._ids = itertools.count()
+        self._lock = threading.Lock()  # guards _streams, _closed and sending
         self._closed = False
-        self._thread = threading.Thread(target=self._run, name="lyricgpt-engine", daemon=True)
-        self._thread.start()
+        self._singing = self._waiting = 0  # as the engine last reported
+        ours, theirs = socket.socketpair()
+        # A fresh interpreter, not a fork of this one (whose threads may hold locks), that can
+        # import whatever this one can, the model's classes included.
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p or os.getcwd() for p in sys.path)}
+        self._process = subprocess.Popen([sys.executable, "-m", "lyricgpt.engine", str(theirs.fileno())],
+                                         pass_fds=[theirs.fileno()], env=env)
+        theirs.close()
+        self._conn = Connection(ours.detach())
+        # Plain pickle copies the weights; multiprocessing's pickler would try to share them
+        # through a handshake that only processes started by multiprocessing can make.
+        self._conn.send_bytes(pickle.dumps((model, max_batch, refill_keep, threads)))
+        try:
+            ready = self._conn.poll(START_TIMEOUT_S) and self._conn.recv() == "ready"
+        except (EOFError, OSError):
+            ready = False
+        if not ready:
+            self._process.kill()
+            raise EngineError(f"the engine's process did not start (exit status {self._process.poll()})")
+        self._reader = threading.Thread(target=self._read, name="lyricgpt-engine-reader", daemon=True)
+        self._reader.start()
 
     @property
     def singing(self) -> int:
         """Songs in the batch now."""
-        return len(self.sampler.songs)
+        return self._singing
 
     @property
     def waiting(self) -> int:
-        return len(self._waiting)
+        return self._waiting
 
     def submit(self, prompt: list[int], max_new_tokens: int, settings: SamplingSettings,
                seed: int | None = None) -> SongStream:
@@ -108,92 +147,137 @@ class Engine:
             raise ValueError("the prompt needs at least one token")
         if max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
-        stream = SongStream(list(prompt), max_new_tokens, settings, seed)
-        with self._wake:
+        song_id = next(self._ids)
+        stream = SongStream(lambda: self._send(("cancel", song_id)))
+        with self._lock:
             if self._closed:
                 raise EngineError("the engine has shut down")
             # A cancelled song's place counts as free: the engine drops it before its next step.
-            singing = sum(not song.tag.cancelled.is_set() for song in list(self.sampler.songs))
-            waiting = sum(not stream.cancelled.is_set() for stream in self._waiting + self._joining)
-            if singing + waiting >= self.sampler.capacity + self.max_waiting:
-                raise EngineBusy(f"all {self.sampler.capacity} places are singing and "
-                                 f"{self.max_waiting} more are waiting")
-            self._waiting.append(stream)
-            self._wake.notify()
+            active = sum(not s.cancelled.is_set() for s in self._streams.values())
+            if active >= self.capacity + self.max_waiting:
+                raise EngineBusy(f"all {self.capacity} places are singing and {self.max_waiting} more are waiting")
+            try:
+                self._conn.send(("add", song_id, list(prompt), max_new_tokens, settings, seed))
+            except OSError:
+                raise EngineError("the engine stopped") from None
+            self._streams[song_id] = stream
         return stream
 
     def close(self) -> None:
-        """Stop the thread; songs still in flight end with an EngineError."""
-        with self._wake:
-            self._closed = True
-            self._wake.notify()
-        self._thread.join()
+        """Stop the engine; songs still in flight end with an EngineError."""
+        self._send(("close",))
+        self._reader.join()
+        self._process.wait()
 
-    # -- the engine thread
-
-    def _run(self) -> None:
-        try:
-            while self._admit():
-                for song in [s for s in self.sampler.songs if s.tag.cancelled.is_set()]:
-                    self.sampler.remove(song)
-                self._step()
-            self._fail(EngineError("the server is shutting down"))
-        except BaseException as e:  # the thread itself broke: nobody may be left waiting on it
-            log.exception("the engine thread stopped")
-            self._fail(EngineError(f"the engine stopped: {e}"))
-            raise
-
-    def _admit(self) -> bool:
-        """Wait for work; move waiting songs into free rows. False once closed."""
-        with self._wake:
-            while not self._closed and not self._waiting and not self.sampler.songs:
-                self._wake.wait()
+    def _send(self, message: tuple) -> None:
+        with self._lock:
             if self._closed:
-                return False
-            free = self.sampler.capacity - len(self.sampler.songs)
-            joining, self._waiting = self._waiting[:free], self._waiting[free:]
-            self._joining = list(joining)
-        for stream in joining:
-            self._join(stream)
-            with self._wake:  # counted as singing from now on, not twice
-                self._joining.remove(stream)
-        return True
+                return
+            try:
+                self._conn.send(message)
+            except OSError:  # the engine is gone; the reader ends its songs
+                pass
+            if message[0] == "close":
+                self._closed = True
 
-    def _join(self, stream: SongStream) -> None:
-        if stream.cancelled.is_set():
-            return
+    def _read(self) -> None:
+        """Hand each report's steps to their streams, until the engine's process ends."""
         try:
-            self.sampler.add(stream.prompt, stream.max_new_tokens, stream.settings, stream.seed, tag=stream)
-        except Exception as e:  # noqa: BLE001 - a song that cannot start fails alone
-            log.exception("a song could not start")
-            stream._out.put(EngineError(f"the song could not start: {e}"))
+            while True:
+                steps, ended, failed, self._singing, self._waiting = self._conn.recv()
+                with self._lock:
+                    streams = [(self._streams.get(i), step) for i, step in steps]
+                for stream, step in streams:
+                    if stream is not None:
+                        stream._out.put(step)
+                with self._lock:
+                    done = [(self._streams.pop(i, None), _END) for i in ended]
+                    done += [(self._streams.pop(i, None), EngineError(why)) for i, why in failed]
+                for stream, last in done:
+                    if stream is not None:
+                        stream._out.put(last)
+        except (EOFError, OSError):
+            pass
+        with self._lock:
+            why = "the server is shutting down" if self._closed else "the engine stopped"
+            self._closed = True
+            left, self._streams = list(self._streams.values()), {}
+        if why == "the engine stopped":
+            log.error("the engine's process ended (exit status %s)", self._process.poll())
+        for stream in left:
+            stream._out.put(EngineError(why))
 
-    def _step(self) -> None:
-        songs = list(self.sampler.songs)
+
+# -- the engine's process
+
+
+def serve(conn: Connection) -> None:
+    """The engine's loop: take songs and cancellations, step the batch, report every step.
+    It ends when told to, or when the server's end of ``conn`` closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the server's to handle; it closes us
+    model, max_batch, refill_keep, threads = pickle.loads(conn.recv_bytes())
+    torch.set_num_threads(threads)
+    sampler = BatchSampler(model, max_batch, refill_keep)
+    conn.send("ready")
+    try:
+        _serve(conn, sampler)
+    except (EOFError, OSError):  # the server has gone
+        pass
+
+
+def _serve(conn: Connection, sampler: BatchSampler) -> None:
+    line: deque[tuple] = deque()  # songs waiting for a place: (id, prompt, max_new_tokens, settings, seed)
+    while True:
+        ended, failed = [], []
+        # Messages first, so that a cancelled song leaves before the next step. With nothing to
+        # do, wait for one; then take whatever else has come, without waiting, and report.
+        wait = not sampler.songs and not line
+        while conn.poll(None if wait else 0):
+            wait = False
+            message = conn.recv()
+            if message[0] == "close":
+                failed = [(s.tag, "the server is shutting down") for s in sampler.songs]
+                failed += [(entry[0], "the server is shutting down") for entry in line]
+                conn.send(([], [], failed, 0, 0))
+                return
+            if message[0] == "add":
+                line.append(message[1:])
+            elif _drop(sampler, line, message[1]):  # cancel
+                ended.append(message[1])
+        while line and len(sampler.songs) < sampler.capacity:
+            song_id, prompt, max_new_tokens, settings, seed = line.popleft()
+            try:
+                sampler.add(prompt, max_new_tokens, settings, seed, tag=song_id)
+            except Exception as e:  # noqa: BLE001 - a song that cannot start fails alone
+                failed.append((song_id, f"the song could not start: {e}"))
+        songs = list(sampler.songs)
         try:
-            results = self.sampler.step()
+            results = sampler.step()
         except Exception as e:  # noqa: BLE001 - a fault of the model: fail these songs, keep serving
-            log.exception("the batched forward pass failed; ending the %d songs in it", len(songs))
+            results = []
             for song in songs:  # some may have left the batch already, inside step()
-                if song in self.sampler.songs:
-                    self.sampler.remove(song)
-                song.tag._out.put(EngineError(f"the model failed while writing this song: {e}"))
-            return
-        for song, step in results:
-            song.tag._out.put(step)
-            if song.finished:
-                song.tag._out.put(_END)
-        for song in songs:
-            if song.error is not None:
-                log.error("a song failed while sampling: %s", song.error)
-                song.tag._out.put(EngineError(f"sampling this song failed: {song.error}"))
+                if song in sampler.songs:
+                    sampler.remove(song)
+                failed.append((song.tag, f"the model failed while writing this song: {e}"))
+            print(f"lyricgpt engine: the batched forward pass failed: {e}", file=sys.stderr, flush=True)
+        steps = [(song.tag, step) for song, step in results]
+        ended += [song.tag for song, _ in results if song.finished and song.error is None]
+        failed += [(song.tag, f"sampling this song failed: {song.error}") for song in songs if song.error is not None]
+        conn.send((steps, ended, failed, len(sampler.songs), len(line)))
 
-    def _fail(self, error: EngineError) -> None:
-        """End every song in the batch and in the line with ``error``."""
-        for song in list(self.sampler.songs):
-            self.sampler.remove(song)
-            song.tag._out.put(error)
-        with self._wake:
-            waiting, self._waiting = self._waiting + self._joining, []
-        for stream in waiting:
-            stream._out.put(error)
+
+def _drop(sampler: BatchSampler, line: deque, song_id: int) -> bool:
+    """Take a cancelled song out of the batch or the line; False if it had ended already."""
+    for song in sampler.songs:
+        if song.tag == song_id:
+            sampler.remove(song)
+            return True
+    for entry in line:
+        if entry[0] == song_id:
+            line.remove(entry)
+            return True
+    return False
+
+
+if __name__ == "__main__":
+    serve(Connection(int(sys.argv[1])))

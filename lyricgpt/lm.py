@@ -12,7 +12,7 @@ from typing import Iterator
 import torch
 
 from .hub import download, looks_like_repo_id
-from .model import CONFIGS, BigramConfig, GPTConfig, build_model
+from .model import ACTIVATIONS, CONFIGS, BigramConfig, GPTConfig, build_model
 from .sampler import generate
 from .tokenizer import CharTokenizer, Encoding
 from .weights import CONFIG_NAME, WEIGHTS_NAME, load_weights
@@ -141,4 +141,7 @@ def read_config(path: Path) -> GPTConfig | BigramConfig:
             raise ModelError(f"config.json: n_embd={config.n_embd} is not a multiple of n_head={config.n_head}")
         if not (math.isfinite(config.dropout) and 0.0 <= config.dropout < 1.0):
             raise ModelError(f"config.json: dropout={config.dropout} is outside [0, 1)")
+        if config.activation not in ACTIVATIONS:
+            raise ModelError(f"config.json: unknown activation {config.activation!r}; "
+                             f"expected one of {sorted(ACTIVATIONS)}")
     return config

@@ -9,8 +9,9 @@ re-filled from the most recent characters and generation carries on.
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import torch
 
@@ -66,25 +67,41 @@ def filter_logits(logits: torch.Tensor, temperature: float, top_k: int | None = 
     return logits
 
 
-def make_generator(seed: int | None, device: torch.device | str = "cpu") -> torch.Generator:
-    """A private random stream: seeded calls reproduce, and no call touches torch's global RNG."""
-    g = torch.Generator(device=device)
-    if seed is None:
-        g.seed()  # fresh entropy for this call only
+def make_rng(seed: int | None) -> random.Random:
+    """A private random stream: seeded calls reproduce, and no call touches a global RNG."""
+    return random.Random(seed)  # None: fresh entropy from the operating system
+
+
+def draw(logits: torch.Tensor, settings: Sequence[SamplingSettings], uniforms: Sequence[float]) -> list[tuple[int, float]]:
+    """The sampling rule, shared by every loop: each row's next token from its logits (rows,
+    vocabulary), by that row's settings and its own uniform number in [0, 1); with the token's
+    probability in the distribution it was drawn from (after temperature, top-k and top-p).
+
+    The token is where the uniform number falls in the cumulative distribution. One number per
+    row, from the row's own stream, is what keeps a song's text independent of the other rows.
+    """
+    # On the CPU, where the tokens are going anyway; the running sum is in float64, where
+    # u * total stays below the total for every u < 1, so no token of weight 0 can be drawn.
+    logits = logits.float().cpu()
+    rows_of: dict[SamplingSettings, list[int]] = {}
+    for row, setting in enumerate(settings):
+        rows_of.setdefault(setting, []).append(row)
+    if len(rows_of) == 1:  # the usual case: every row on the same settings, one filter for all
+        (setting,) = rows_of
+        filtered = filter_logits(logits, setting.temperature, setting.top_k, setting.top_p)
     else:
-        g.manual_seed(seed)
-    return g
-
-
-def draw(logits: torch.Tensor, settings: SamplingSettings, generator: torch.Generator) -> tuple[int, float]:
-    """The sampling rule, shared by every loop: the next token from one position's logits, and
-    its probability in the distribution it was drawn from (after temperature, top-k and top-p)."""
-    logits = logits.float()
-    if settings.temperature == 0:
-        return int(torch.argmax(logits)), 1.0
-    weights = filter_logits(logits, settings.temperature, settings.top_k, settings.top_p).softmax(-1)
-    token = int(torch.multinomial(weights, 1, generator=generator))
-    return token, float(weights[token])
+        filtered = torch.empty_like(logits)
+        for setting, rows in rows_of.items():
+            index = torch.tensor(rows)
+            filtered[index] = filter_logits(logits[index], setting.temperature, setting.top_k, setting.top_p)
+    weights = filtered.softmax(-1)
+    cumulative = weights.double().cumsum(-1)
+    threshold = torch.tensor(uniforms, dtype=torch.float64)[:, None] * cumulative[:, -1:]
+    tokens = (cumulative <= threshold).sum(-1)
+    greedy = torch.tensor([s.temperature == 0 for s in settings])
+    tokens = torch.where(greedy, logits.argmax(-1), tokens)
+    sampled = torch.where(greedy, 1.0, weights.gather(-1, tokens[:, None])[:, 0])
+    return list(zip(tokens.tolist(), sampled.tolist()))
 
 
 def describe(logits: torch.Tensor, drawn: list[tuple[int, float]], windows: list[int]) -> list[Step]:
@@ -99,9 +116,9 @@ def describe(logits: torch.Tensor, drawn: list[tuple[int, float]], windows: list
             in zip(drawn, picked, top.indices.tolist(), top.values.tolist(), windows)]
 
 
-def choose(logits: torch.Tensor, settings: SamplingSettings, generator: torch.Generator, window: int) -> Step:
+def choose(logits: torch.Tensor, settings: SamplingSettings, rng: random.Random, window: int) -> Step:
     """Draw the next token from one position's logits, and say what the model weighed."""
-    return describe(logits[None], [draw(logits, settings, generator)], [window])[0]
+    return describe(logits[None], draw(logits[None], [settings], [rng.random()]), [window])[0]
 
 
 def refill_length(context: int, refill_keep: int | None = None) -> int:
@@ -130,13 +147,13 @@ def generate(model: torch.nn.Module, prompt: list[int], max_new_tokens: int, tem
     context = model.config.context_length
     keep = refill_length(context, refill_keep)
     device = next(model.parameters()).device
-    generator = make_generator(seed, device)
+    rng = make_rng(seed)
     recent = list(prompt[-context:])  # the tokens a re-fill would read
     cache = model.new_cache(1)
 
     logits, _ = model(torch.tensor([recent], device=device), cache=cache)
     for i in range(max_new_tokens):
-        step = choose(logits[0, -1], settings, generator, window=cache.length)
+        step = choose(logits[0, -1], settings, rng, window=cache.length)
         yield step
         if i + 1 == max_new_tokens:
             return

@@ -22,7 +22,7 @@ from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data import random_windows, read_corpus, split_songs, train_val_split
 from .evaluate import score_text, total_nats
 from .lm import LyricModel
-from .model import BigramConfig, GPTConfig, build_model
+from .model import ACTIVATIONS, BigramConfig, GPTConfig, build_model
 from .report import write_loss_plot, write_model_card
 from .tokenizer import CharTokenizer
 
@@ -39,6 +39,7 @@ class TrainConfig:
     context_length: int = 128
     dropout: float = 0.0
     bias: bool = True
+    activation: str = "gelu"  # see GPTConfig
     # optimisation; one optimiser step sees batch_size * grad_accum * world_size windows
     batch_size: int = 32
     grad_accum: int = 1
@@ -56,7 +57,7 @@ class TrainConfig:
     # how long: whichever comes first; the schedule is planned for it
     max_steps: int | None = None
     max_minutes: float | None = 60.0
-    eval_interval: int = 1000
+    eval_interval: int = 2000
     seed: int = 1337
     device: str = "auto"  # auto, cpu, cuda, mps
     dtype: str = "auto"  # auto, bfloat16, float32 (autocast precision of the forward pass)
@@ -71,7 +72,8 @@ PRESETS: dict[str, dict] = {
     "bundled": dict(),  # the dataclass defaults are the bundled model's recipe (docs/training-recipe.md)
     "gpt2-124m": dict(n_layer=12, n_head=12, n_embd=768, context_length=1024, dropout=0.1,
                       batch_size=16, grad_accum=4, lr=6e-4, warmup_steps=500, max_steps=20000, max_minutes=None,
-                      eval_interval=500, optimizer="adamw", weight_decay=0.1, beta2=0.95, schedule="cosine"),
+                      eval_interval=500, optimizer="adamw", weight_decay=0.1, beta2=0.95, schedule="cosine",
+                      activation="gelu_tanh"),
 }
 
 
@@ -89,6 +91,8 @@ RESUMABLE_CHANGES = ("out", "data", "max_steps", "max_minutes", "device", "eval_
 def resumed_config(state: dict, changes: dict) -> TrainConfig:
     """The saved run's settings, with the ``changes`` a resume allows."""
     saved = dict(state["train_config"])
+    if state["model_config"].get("architecture") == "gpt":
+        saved.setdefault("activation", "gelu_tanh")  # a run from before the setting existed
     fixed = sorted(k for k, v in changes.items() if k not in RESUMABLE_CHANGES and v != saved.get(k))
     if fixed:
         raise TrainingError("--resume continues the saved run, whose settings cannot change: "
@@ -103,6 +107,7 @@ def check_config(cfg: TrainConfig) -> None:
     rules = {
         "model": (lambda v: v in ("gpt", "bigram"), "gpt or bigram"),
         "optimizer": (lambda v: v in ("adamw", "muon"), "adamw or muon"),
+        "activation": (lambda v: v in ACTIVATIONS, " or ".join(sorted(ACTIVATIONS))),
         "muon_lr": (lambda v: 0 < v < math.inf, "above 0"),
         "schedule": (lambda v: v in ("cosine", "wsd"), "cosine or wsd"),
         "compile": (lambda v: v in ("auto", "on", "off"), "auto, on or off"),
@@ -233,7 +238,8 @@ def make_model_config(cfg: TrainConfig, vocab_size: int) -> GPTConfig | BigramCo
     if cfg.model == "bigram":
         return BigramConfig(vocab_size=vocab_size, context_length=cfg.context_length)
     return GPTConfig(vocab_size=vocab_size, context_length=cfg.context_length, n_layer=cfg.n_layer,
-                     n_head=cfg.n_head, n_embd=cfg.n_embd, dropout=cfg.dropout, bias=cfg.bias)
+                     n_head=cfg.n_head, n_embd=cfg.n_embd, dropout=cfg.dropout, bias=cfg.bias,
+                     activation=cfg.activation)
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> "torch.optim.Optimizer | OptimizerPair":
@@ -321,6 +327,9 @@ class Trainer:
         self.optimizer = make_optimizer(self.model, cfg, rt.device)
         self.data_rng = torch.Generator().manual_seed(cfg.seed)  # same on every rank: rows are shared out
         self.step, self.elapsed_s, self.tokens_seen = 0, 0.0, 0
+        # How long the last evaluation took: a time budget keeps this much back for the final one,
+        # so that the run, evaluations included, ends within its minutes.
+        self.eval_s = 0.0
         # The command that started the run, kept across resumes, for the model card.
         self.command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
         self.best_val_loss = math.inf
@@ -345,13 +354,17 @@ class Trainer:
             "train_config": asdict(self.cfg), "model_config": asdict(self.model_config),
             "chars": self.tokenizer.chars, "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(), "step": self.step, "elapsed_s": self.elapsed_s,
+            "eval_s": self.eval_s,
             "tokens_seen": self.tokens_seen, "best_val_loss": self.best_val_loss,
             "data_rng": self.data_rng.get_state(), "torch_rng": rng_all, "command": self.command,
             "cuda_rng": torch.cuda.get_rng_state(self.rt.device) if self.rt.device.type == "cuda" else None,
         }
 
     def _restore(self, state: dict) -> None:
-        if state["model_config"] != asdict(self.model_config):
+        saved = dict(state["model_config"])
+        if saved.get("architecture") == "gpt":
+            saved.setdefault("activation", "gelu_tanh")  # a run from before the setting existed
+        if saved != asdict(self.model_config):
             raise CheckpointError("the checkpoint's model does not match this run's settings")
         try:
             self.model.load_state_dict(state["model"])
@@ -359,6 +372,7 @@ class Trainer:
         except (RuntimeError, ValueError, KeyError) as e:
             raise CheckpointError(f"the checkpoint does not fit this model: {str(e)[:200]}") from None
         self.step, self.elapsed_s = state["step"], state["elapsed_s"]
+        self.eval_s = state.get("eval_s", 0.0)
         self.tokens_seen, self.best_val_loss = state["tokens_seen"], state["best_val_loss"]
         self.data_rng.set_state(state["data_rng"])
         self.command = state.get("command", self.command)
@@ -382,7 +396,7 @@ class Trainer:
     def train_step(self) -> float:
         """One optimiser step over the global batch; returns its mean loss over all ranks."""
         cfg, rt = self.cfg, self.rt
-        lr = lr_at(cfg, self.step, progress_of(cfg, self.step, self.elapsed_s))
+        lr = lr_at(cfg, self.step, self.progress())
         for group in self.optimizer.param_groups:  # each group's peak, on the one schedule
             group["lr"] = group["peak_lr"] * lr / cfg.lr
         # Every rank draws the same global batch and trains on its own rows of it, so a run on
@@ -426,10 +440,15 @@ class Trainer:
         dist.all_reduce(t)
         return float(t[0]), bool(t[1] > 0)
 
+    def progress(self, step: int | None = None) -> float:
+        """Share of the planned run done after ``step`` (default: now), the final evaluation's time held back."""
+        step = self.step if step is None else step
+        return progress_of(self.cfg, step, self.elapsed_s + self.eval_s)
+
     def done(self) -> bool:
         if self.stop_at_step is not None and self.step >= self.stop_at_step:
             return True
-        return progress_of(self.cfg, self.step, self.elapsed_s) >= 1.0
+        return self.progress() >= 1.0
 
     # -- the run
 
@@ -459,9 +478,14 @@ class Trainer:
                 self.elapsed_s, interrupted = self.sync_clock(time.perf_counter() - clock, bool(stop_requested))
                 window = time.perf_counter() - t_window
                 tok_s = (self.tokens_seen - tokens_window) / max(window, 1e-9)
-                bar.update(self.step, loss, tok_s, progress_of(cfg, self.step, self.elapsed_s), self.elapsed_s)
+                bar.update(self.step, loss, tok_s, self.progress(), self.elapsed_s)
                 if self.step % cfg.eval_interval == 0 or self.done():
+                    started = time.perf_counter()
                     self._evaluate_and_checkpoint(sum(losses) / len(losses), tok_s, bar)
+                    # The evaluation's minutes count: without this the loop would take another
+                    # step on the clock from before it.
+                    self.eval_s, _ = self.sync_clock(time.perf_counter() - started, False)
+                    self.elapsed_s, interrupted = self.sync_clock(time.perf_counter() - clock, bool(stop_requested))
                     losses = []
                     t_window, tokens_window = time.perf_counter(), self.tokens_seen
                 if interrupted:  # after any evaluation due now, which a resumed run would not redo
@@ -471,7 +495,7 @@ class Trainer:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         self.interrupted = interrupted
-        if interrupted or (self.stop_at_step is not None and progress_of(cfg, self.step, self.elapsed_s) < 1.0):
+        if interrupted or (self.stop_at_step is not None and self.progress() < 1.0):
             self.save("ckpt_last.pt")
             if rt.is_main:
                 why = "interrupted" if interrupted else "stopped as asked"
@@ -485,7 +509,7 @@ class Trainer:
         self.model.train()
         record = {"step": self.step, "train_loss": round(train_loss, 5), "val_loss": round(val_loss, 5),
                   "val_bits_per_char": round(val_loss / math.log(2), 5),
-                  "lr": lr_at(self.cfg, self.step - 1, progress_of(self.cfg, self.step - 1, self.elapsed_s)),
+                  "lr": lr_at(self.cfg, self.step - 1, self.progress(self.step - 1)),
                   "tokens_per_s": round(tok_s, 1), "elapsed_s": round(self.elapsed_s, 2),
                   "tokens_seen": self.tokens_seen}
         improved = val_loss < self.best_val_loss

@@ -1,6 +1,6 @@
-"""The serving engine's thread: songs submitted from many threads come out as the solo sampler
-writes them; a cancelled song frees its place; a full engine says so at once; a failure ends only
-the songs it touched, and the engine keeps serving."""
+"""The serving engine and its process: songs submitted from many threads come out as the solo
+sampler writes them; a cancelled song frees its place; a full engine says so at once; a failure
+ends only the songs it touched, and the engine keeps serving."""
 
 from __future__ import annotations
 
@@ -98,33 +98,40 @@ def test_a_full_engine_refuses_at_once_and_takes_songs_again_when_free(engine_of
 
 
 class FailingModel(torch.nn.Module):
-    """The model, made to fail on the forward passes a test chooses."""
+    """The model, made to fail whenever it steps more than one song at once. (A class of its own,
+    not a closure: the engine's process receives it pickled.)"""
 
-    def __init__(self, model, fail):
+    def __init__(self, model):
         super().__init__()
-        self.model, self.config, self.fail = model, model.config, fail
+        self.model, self.config = model, model.config
 
     def new_cache(self, batch_size):
         return self.model.new_cache(batch_size)
 
     def forward(self, idx, targets=None, cache=None):
-        if self.fail(idx):
+        if idx.size(0) > 1:
             raise RuntimeError("out of memory (simulated)")
         return self.model(idx, targets, cache)
 
 
 def test_a_model_fault_ends_the_songs_in_flight_with_a_message_and_the_engine_keeps_serving(model, engine_of):
-    broken = threading.Event()
-    engine = engine_of(FailingModel(model, lambda idx: broken.is_set() and idx.size(0) > 1), max_batch=4)
+    engine = engine_of(FailingModel(model), max_batch=4)
     streams = [engine.submit([1], 10**6, SamplingSettings(1.0), i) for i in range(2)]
-    for s in streams:
-        next(iter(s))
-    broken.set()
-    for s in streams:
+    for s in streams:  # both fail once they share a step
         with pytest.raises(EngineError, match="model failed.*out of memory"):
             list(s)
-    broken.clear()
     assert [s.token for s in engine.submit([1], 30, SamplingSettings(0.0))] == alone(model, [1], 30, SamplingSettings(0.0), None)
+
+
+def test_if_the_engine_process_dies_its_songs_end_with_a_message(model, engine_of):
+    engine = engine_of()
+    singing = engine.submit([1], 10**6, SamplingSettings(1.0), 1)
+    next(iter(singing))
+    engine._process.kill()
+    with pytest.raises(EngineError, match="engine stopped"):
+        list(singing)
+    with pytest.raises(EngineError):
+        engine.submit([1], 5, SamplingSettings(1.0))
 
 
 def test_a_song_that_cannot_start_fails_alone(model, engine_of):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -38,6 +39,10 @@ def _gelu_tanh(x):
     return 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
 
 
+def _gelu_exact(x):
+    return 0.5 * x * (1 + torch.erf(x / math.sqrt(2)))
+
+
 def reference_gpt(model: GPT, idx: torch.Tensor) -> torch.Tensor:
     """GPT-2's forward pass written out by hand, reading the model's weights by name."""
     c = model.config
@@ -58,7 +63,8 @@ def reference_gpt(model: GPT, idx: torch.Tensor) -> torch.Tensor:
         y = (att @ v).transpose(1, 2).reshape(B, T, c.n_embd)
         x = x + y @ w[p + "attn.c_proj.weight"].T + w[p + "attn.c_proj.bias"]
         h = _layer_norm(x, w[p + "ln_2.weight"], w[p + "ln_2.bias"])
-        h = _gelu_tanh(h @ w[p + "mlp.c_fc.weight"].T + w[p + "mlp.c_fc.bias"])
+        gelu = {"gelu_tanh": _gelu_tanh, "gelu": _gelu_exact}[c.activation]
+        h = gelu(h @ w[p + "mlp.c_fc.weight"].T + w[p + "mlp.c_fc.bias"])
         x = x + h @ w[p + "mlp.c_proj.weight"].T + w[p + "mlp.c_proj.bias"]
     x = _layer_norm(x, w["ln_f.weight"], w["ln_f.bias"])
     return x @ w["wte.weight"].T  # the output head is the token embedding, transposed
@@ -76,6 +82,16 @@ def test_logits_match_reference(gpt):
     # Shorter inputs use the first positions of the table.
     with torch.no_grad():
         torch.testing.assert_close(gpt(idx[:, :5])[0], reference_gpt(gpt, idx[:, :5]), atol=1e-5, rtol=1e-4)
+
+
+def test_exact_gelu_matches_reference(gpt):
+    exact = GPT(dataclasses.replace(CONFIG, activation="gelu"))
+    exact.load_state_dict(gpt.state_dict())
+    idx = torch.randint(CONFIG.vocab_size, (2, 20), generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        logits = exact(idx)[0]
+        torch.testing.assert_close(logits, reference_gpt(exact, idx), atol=1e-5, rtol=1e-4)
+        assert not torch.allclose(logits, gpt(idx)[0], atol=1e-6)  # the two curves do differ
 
 
 def test_loss_is_cross_entropy_and_skips_ignored_targets(gpt):

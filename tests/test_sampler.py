@@ -3,6 +3,7 @@ private seeded randomness, and the temperature / top-k / top-p filters."""
 
 from __future__ import annotations
 
+import bisect
 import math
 
 import pytest
@@ -11,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lyricgpt.model import GPT, Bigram, BigramConfig, GPTConfig
-from lyricgpt.sampler import filter_logits, generate, make_generator
+from lyricgpt.sampler import filter_logits, generate, make_rng
 
 VOCAB, CONTEXT = 13, 8
 
@@ -45,15 +46,16 @@ def reference_generate(model, prompt, n, temperature, top_k=None, top_p=None, se
     the window grows to the context length, then restarts from its last ``refill_keep`` tokens."""
     context = model.config.context_length
     keep = refill_keep or context - context // 4
-    g = make_generator(seed)
+    rng = make_rng(seed)
     window, out = list(prompt[-context:]), []
     for _ in range(n):
         logits = _last_logits(model, window)
+        u = rng.random()  # one number per step, greedy or not
         if temperature == 0:
             token = int(logits.argmax())
-        else:
-            weights = filter_logits(logits, temperature, top_k, top_p).softmax(-1)
-            token = int(torch.multinomial(weights, 1, generator=g))
+        else:  # the first token whose cumulative weight passes u (of the total)
+            cumulative = filter_logits(logits, temperature, top_k, top_p).softmax(-1).double().cumsum(-1).tolist()
+            token = bisect.bisect_right(cumulative, u * cumulative[-1])
         out.append((token, logits.softmax(-1)[token].item()))
         window.append(token)
         if len(window) > context:
