@@ -39,8 +39,8 @@ def setting(name: str, default: int, lowest: int = 1) -> int:
 
 
 THREADS = setting("LYRICGPT_THREADS", 1)
-BATCH = setting("LYRICGPT_BATCH", 16)
-WAITING = setting("LYRICGPT_WAITING", 16, lowest=0)
+BATCH = setting("LYRICGPT_BATCH", 32)
+WAITING = setting("LYRICGPT_WAITING", 2, lowest=0)
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per HTTP request drowns the rest

@@ -8,7 +8,7 @@ Why a process and not a thread: a decoding step is hundreds of small torch calls
 lets go of Python's interpreter lock and must take it back. In the web server's process the lock
 is also wanted by every stream's updates, so the engine waited on the server between calls
 (docs/benchmarks.md measures it). In a process of its own the engine never waits on the server,
-as in vLLM, whose engine core runs apart from its API server for the same reason.
+as in vLLM's V1, whose engine core runs in a process apart from its API server.
 """
 
 from __future__ import annotations

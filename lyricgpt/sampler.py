@@ -122,8 +122,13 @@ def choose(logits: torch.Tensor, settings: SamplingSettings, rng: random.Random,
 
 
 def refill_length(context: int, refill_keep: int | None = None) -> int:
-    """How many recent tokens re-fill a full cache (default: three quarters of the context)."""
-    keep = refill_keep if refill_keep is not None else max(1, context - context // 4)
+    """How many recent tokens re-fill a full cache (default: half the context).
+
+    A re-fill recomputes every token it keeps, so keeping half costs one token of prefill per
+    character written, where three quarters cost three; and a character still sees at least half
+    the context, as in evaluation (measured: docs/benchmarks.md).
+    """
+    keep = refill_keep if refill_keep is not None else max(1, context // 2)
     if not 1 <= keep <= context:
         raise ValueError(f"refill_keep must be between 1 and the context length {context}")
     return keep
@@ -137,7 +142,7 @@ def generate(model: torch.nn.Module, prompt: list[int], max_new_tokens: int, tem
 
     ``prompt`` must hold at least one token; only its last context window is read.
     ``temperature=0`` is greedy decoding. ``refill_keep`` is how many recent tokens re-fill the
-    cache when it is full (default: three quarters of the context).
+    cache when it is full (default: half the context).
     """
     if not prompt:
         raise ValueError("the prompt needs at least one token")

@@ -36,7 +36,7 @@ STATUS_EVERY_S = 0.25      # the chars/s figure changes too fast to read when up
 RANDOM_SEED_WORDS = {"", "random", "randomize", "randomise"}
 # The page's starting settings and example first lines (the defaults chosen by reading samples:
 # docs/training-recipe.md; benchmarks/voice.py samples with them).
-DEFAULT_TEMPERATURE = 0.8
+DEFAULT_TEMPERATURE = 0.7
 DEFAULT_TOP_P = 1.0
 DEFAULT_LENGTH = 400
 EXAMPLE_LINES = ["I walked out in the morning rain", "Baby, don't you cry tonight",

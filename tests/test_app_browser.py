@@ -20,6 +20,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from live_app import ROOT, running_app  # noqa: E402
+from lyricgpt.serving import DEFAULT_TEMPERATURE  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -95,7 +96,7 @@ def test_type_generate_watch_it_grow_and_stop(app, studio):
     slider = page.locator("#temperature input[type=range]")
     slider.focus()
     for _ in range(4):
-        slider.press("ArrowLeft")  # 0.8 -> 0.6 in steps of 0.05
+        slider.press("ArrowLeft")  # four steps of 0.05 down from the default
     set_number(page, "length", 2000)
     page.click("#generate")
 
@@ -114,7 +115,8 @@ def test_type_generate_watch_it_grow_and_stop(app, studio):
     assert 0 < new_chars < 2000
 
     status = page.inner_text("#song-status")
-    assert re.fullmatch(rf"{new_chars} of 2000 characters at .* · temperature 0\.6 · top-k off · top-p off "
+    lowered = re.escape(f"{DEFAULT_TEMPERATURE - 0.2:g}")
+    assert re.fullmatch(rf"{new_chars} of 2000 characters at .* · temperature {lowered} · top-k off · top-p off "
                         rf"· seed \d+ · stopped", status)
     assert page.locator(f"{SONG} span[data-top]").count() == new_chars  # one coloured span each
     assert page.locator("textarea[readonly], #lyrics").count() == 0  # the song is shown once, in one panel

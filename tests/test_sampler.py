@@ -45,7 +45,7 @@ def reference_generate(model, prompt, n, temperature, top_k=None, top_p=None, se
     """Full recomputation at every step, over the window the sampler's re-fill policy keeps:
     the window grows to the context length, then restarts from its last ``refill_keep`` tokens."""
     context = model.config.context_length
-    keep = refill_keep or context - context // 4
+    keep = refill_keep or context // 2
     rng = make_rng(seed)
     window, out = list(prompt[-context:]), []
     for _ in range(n):

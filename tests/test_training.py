@@ -152,3 +152,32 @@ def test_progress_in_a_log_is_a_plain_line_every_so_often(every_s, lines, capsys
     printed = capsys.readouterr().err.splitlines()
     assert len(printed) == lines and "\r" not in "".join(printed)
     assert printed[-1] == "step 3/3: loss 0.667, 3,000 tok/s, 100%, eta 0:00"
+
+
+def test_a_time_budget_covers_the_evaluations_too(corpus, tmp_path, monkeypatch):
+    """On a clock where a step takes 0.2 s and an evaluation 3 s, a 30-second run ends, its final
+    evaluation included, within its 30 seconds: every evaluation's time counts as it happens, and
+    the time the last one took is kept back for the final one."""
+    import types
+
+    import train
+    from lyricgpt import training
+
+    now = [0.0]
+    monkeypatch.setattr(training, "time", types.SimpleNamespace(perf_counter=lambda: now[0]))
+    args = train.parse_args([*TINY, "--data", str(corpus), "--out", str(tmp_path / "out"), "--max-minutes", "0.5"])
+    trainer = training.Trainer(train.build_config(args), training.setup_runtime(train.build_config(args)))
+    step, evaluate = trainer.train_step, trainer.evaluate
+
+    def timed(work, seconds):
+        def run():
+            now[0] += seconds
+            return work()
+        return run
+
+    monkeypatch.setattr(trainer, "train_step", timed(step, 0.2))
+    monkeypatch.setattr(trainer, "evaluate", timed(evaluate, 3.0))
+    trainer.run()
+    assert 30.0 - 3.2 <= now[0] <= 30.0 + 1e-9
+    assert read_metrics(tmp_path / "out" / "metrics.jsonl")[-1]["lr"] == pytest.approx(
+        training.PRESETS["tiny"]["lr"] * TrainConfig.min_lr_ratio, rel=1e-3)
