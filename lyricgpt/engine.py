@@ -2,7 +2,8 @@
 
 Requests submit a song and read its characters from their own ``SongStream``. Songs beyond the
 batch's capacity wait in a bounded line; beyond that, ``submit`` refuses at once (``EngineBusy``),
-so nobody waits without end. A cancelled song leaves the batch before the next step.
+so nobody waits without end. A cancelled song leaves the batch before the next step. If the
+engine's process dies, its songs end with a message and a new process takes the next ones.
 
 Why a process and not a thread: a decoding step is hundreds of small torch calls, and each one
 lets go of Python's interpreter lock and must take it back. In the web server's process the lock
@@ -107,29 +108,36 @@ class Engine:
         self.capacity, self.max_waiting = max_batch, max_waiting
         self._streams: dict[int, SongStream] = {}  # submitted, not yet ended
         self._ids = itertools.count()
-        self._lock = threading.Lock()  # guards _streams, _closed and sending
-        self._closed = False
+        self._lock = threading.Lock()  # guards _streams, the two flags and sending
+        self._closing = False  # close() was called
+        self._closed = False  # no process is taking songs: closed, or starting again
         self._singing = self._waiting = 0  # as the engine last reported
+        # Plain pickle copies the weights; multiprocessing's pickler would try to share them
+        # through a handshake that only processes started by multiprocessing can make.
+        self._setup = pickle.dumps((model, max_batch, refill_keep, threads))
+        self._conn, self._process = self._start()
+        self._reader = threading.Thread(target=self._read, name="lyricgpt-engine-reader", daemon=True)
+        self._reader.start()
+
+    def _start(self) -> tuple[Connection, subprocess.Popen]:
+        """Start the engine's process and hand it the model; return once it is ready."""
         ours, theirs = socket.socketpair()
         # A fresh interpreter, not a fork of this one (whose threads may hold locks), that can
         # import whatever this one can, the model's classes included.
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p or os.getcwd() for p in sys.path)}
-        self._process = subprocess.Popen([sys.executable, "-m", "lyricgpt.engine", str(theirs.fileno())],
-                                         pass_fds=[theirs.fileno()], env=env)
+        process = subprocess.Popen([sys.executable, "-m", "lyricgpt.engine", str(theirs.fileno())],
+                                   pass_fds=[theirs.fileno()], env=env)
         theirs.close()
-        self._conn = Connection(ours.detach())
-        # Plain pickle copies the weights; multiprocessing's pickler would try to share them
-        # through a handshake that only processes started by multiprocessing can make.
-        self._conn.send_bytes(pickle.dumps((model, max_batch, refill_keep, threads)))
+        conn = Connection(ours.detach())
         try:
-            ready = self._conn.poll(START_TIMEOUT_S) and self._conn.recv() == "ready"
+            conn.send_bytes(self._setup)
+            ready = conn.poll(START_TIMEOUT_S) and conn.recv() == "ready"
         except (EOFError, OSError):
             ready = False
         if not ready:
-            self._process.kill()
-            raise EngineError(f"the engine's process did not start (exit status {self._process.poll()})")
-        self._reader = threading.Thread(target=self._read, name="lyricgpt-engine-reader", daemon=True)
-        self._reader.start()
+            process.kill()
+            raise EngineError(f"the engine's process did not start (exit status {process.poll()})")
+        return conn, process
 
     @property
     def singing(self) -> int:
@@ -165,7 +173,11 @@ class Engine:
 
     def close(self) -> None:
         """Stop the engine; songs still in flight end with an EngineError."""
+        with self._lock:
+            self._closing = True
         self._send(("close",))
+        with self._lock:
+            self._closed = True
         self._reader.join()
         self._process.wait()
 
@@ -177,11 +189,26 @@ class Engine:
                 self._conn.send(message)
             except OSError:  # the engine is gone; the reader ends its songs
                 pass
-            if message[0] == "close":
-                self._closed = True
 
     def _read(self) -> None:
-        """Hand each report's steps to their streams, until the engine's process ends."""
+        """Hand each report's steps to their streams. If the engine's process dies, end its songs
+        with a message and start a new one; return once the engine is closed."""
+        while self._read_until_the_process_ends():
+            log.error("the engine's process ended (exit status %s); starting a new one", self._process.poll())
+            try:
+                conn, process = self._start()
+            except EngineError:
+                log.exception("the engine could not be started again")
+                return
+            with self._lock:
+                self._conn, self._process = conn, process
+                if self._closing:  # close() came while it started
+                    conn.send(("close",))
+                else:
+                    self._closed = False
+
+    def _read_until_the_process_ends(self) -> bool:
+        """Read reports until the process ends; end the songs still in it. True if it died."""
         try:
             while True:
                 steps, ended, failed, self._singing, self._waiting = self._conn.recv()
@@ -199,13 +226,12 @@ class Engine:
         except (EOFError, OSError):
             pass
         with self._lock:
-            why = "the server is shutting down" if self._closed else "the engine stopped"
-            self._closed = True
+            died = not self._closing
+            self._closed = True  # until a new process is ready, songs are refused
             left, self._streams = list(self._streams.values()), {}
-        if why == "the engine stopped":
-            log.error("the engine's process ended (exit status %s)", self._process.poll())
         for stream in left:
-            stream._out.put(EngineError(why))
+            stream._out.put(EngineError("the engine stopped" if died else "the server is shutting down"))
+        return died
 
 
 # -- the engine's process
