@@ -22,7 +22,7 @@ from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data import random_windows, read_corpus, split_songs, train_val_split
 from .evaluate import score_text, total_nats
 from .lm import LyricModel
-from .model import ACTIVATIONS, BigramConfig, GPTConfig, build_model
+from .model import ACTIVATIONS, CONFIGS, BigramConfig, GPTConfig, build_model
 from .report import write_loss_plot, write_model_card
 from .tokenizer import CharTokenizer
 
@@ -88,11 +88,21 @@ class TrainingError(RuntimeError):
 RESUMABLE_CHANGES = ("out", "data", "max_steps", "max_minutes", "device", "eval_interval", "sample_chars")
 
 
+def saved_model_config(state: dict) -> dict:
+    """The checkpoint's model config, settings added since it was saved at their defaults (the
+    model config's defaults are what older runs trained with, e.g. GPT-2's tanh GELU)."""
+    try:
+        return asdict(CONFIGS[state["model_config"]["architecture"]](**state["model_config"]))
+    except (KeyError, TypeError):
+        raise CheckpointError("the checkpoint's model settings are not LyricGPT's") from None
+
+
 def resumed_config(state: dict, changes: dict) -> TrainConfig:
     """The saved run's settings, with the ``changes`` a resume allows."""
     saved = dict(state["train_config"])
-    if state["model_config"].get("architecture") == "gpt":
-        saved.setdefault("activation", "gelu_tanh")  # a run from before the setting existed
+    model_config = saved_model_config(state)
+    if "activation" in model_config:  # a run from before the setting trained as its model says
+        saved.setdefault("activation", model_config["activation"])
     fixed = sorted(k for k, v in changes.items() if k not in RESUMABLE_CHANGES and v != saved.get(k))
     if fixed:
         raise TrainingError("--resume continues the saved run, whose settings cannot change: "
@@ -361,10 +371,7 @@ class Trainer:
         }
 
     def _restore(self, state: dict) -> None:
-        saved = dict(state["model_config"])
-        if saved.get("architecture") == "gpt":
-            saved.setdefault("activation", "gelu_tanh")  # a run from before the setting existed
-        if saved != asdict(self.model_config):
+        if saved_model_config(state) != asdict(self.model_config):
             raise CheckpointError("the checkpoint's model does not match this run's settings")
         try:
             self.model.load_state_dict(state["model"])

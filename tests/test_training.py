@@ -166,7 +166,8 @@ def test_a_time_budget_covers_the_evaluations_too(corpus, tmp_path, monkeypatch)
     now = [0.0]
     monkeypatch.setattr(training, "time", types.SimpleNamespace(perf_counter=lambda: now[0]))
     args = train.parse_args([*TINY, "--data", str(corpus), "--out", str(tmp_path / "out"), "--max-minutes", "0.5"])
-    trainer = training.Trainer(train.build_config(args), training.setup_runtime(train.build_config(args)))
+    cfg = train.build_config(args)
+    trainer = training.Trainer(cfg, training.setup_runtime(cfg))
     step, evaluate = trainer.train_step, trainer.evaluate
 
     def timed(work, seconds):
