@@ -83,6 +83,10 @@ def studio(app):
         yield page
 
 
+def toasts(page) -> list[str]:
+    return page.locator(".toast-body").all_inner_texts()
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time a process has used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -122,13 +126,20 @@ def test_type_generate_watch_it_grow_and_stop(app, studio):
     assert page.locator("textarea[readonly], #lyrics").count() == 0  # the song is shown once, in one panel
 
 
-def test_a_bad_setting_leaves_the_song_in_place_with_only_a_message(studio):
+def test_a_bad_setting_leaves_the_song_in_place_with_only_a_message(app, studio):
     page = studio
     before, status = song_text(page), page.inner_text("#song-status")
     page.locator("button:has-text('Advanced'), span:has-text('Advanced')").first.click()
-    page.fill("#seed textarea, #seed input", "hello")
+    seed_box = page.locator("#seed textarea, #seed input")
+    seed_box.fill("hello")
+    assert seed_box.input_value() == "hello"
     page.click("#generate")
-    page.wait_for_selector("text=the seed must be a whole number")
+    try:
+        page.wait_for_selector("text=the seed must be a whole number")
+    except Exception as e:  # say what the page and the server showed instead, for a failure seen once in CI
+        raise AssertionError(f"no message for a bad seed; the status read {page.inner_text('#song-status')!r}, "
+                             f"the seed box {seed_box.input_value()!r}, toasts {toasts(page)!r}; "
+                             f"the server's log ends:\n{app.log()[-3000:]}") from e
     page.wait_for_timeout(500)
     assert song_text(page) == before and page.inner_text("#song-status") == status
     assert page.locator("#song .error, #song-status .error").count() == 0
