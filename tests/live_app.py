@@ -31,6 +31,10 @@ class LiveApp:
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
+    def log_tail(self) -> str:
+        """The end of the log, for a failure's message."""
+        return self.log()[-3000:]
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -67,7 +71,7 @@ def running_app(env: dict[str, str], timeout: float = 180.0, app_py: Path = ROOT
 def _wait_until_up(app: LiveApp, start: float, timeout: float) -> float:
     while time.monotonic() - start < timeout:
         if app.process.poll() is not None:
-            raise RuntimeError(f"app.py exited with code {app.process.returncode}:\n{app.log()[-3000:]}")
+            raise RuntimeError(f"app.py exited with code {app.process.returncode}:\n{app.log_tail()}")
         try:
             with urllib.request.urlopen(app.url + "/", timeout=2) as response:
                 if response.status == 200:
@@ -75,4 +79,4 @@ def _wait_until_up(app: LiveApp, start: float, timeout: float) -> float:
         except OSError:
             pass
         time.sleep(0.1)  # polling a port: nothing to wait on instead
-    raise RuntimeError(f"app.py did not answer within {timeout:g} s:\n{app.log()[-3000:]}")
+    raise RuntimeError(f"app.py did not answer within {timeout:g} s:\n{app.log_tail()}")

@@ -83,10 +83,6 @@ def studio(app):
         yield page
 
 
-def toasts(page) -> list[str]:
-    return page.locator(".toast-body").all_inner_texts()
-
-
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time a process has used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -127,23 +123,30 @@ def test_type_generate_watch_it_grow_and_stop(app, studio):
 
 
 def test_a_bad_setting_leaves_the_song_in_place_with_only_a_message(app, studio):
+    from playwright.sync_api import TimeoutError as PageTimeout
+
     page = studio
     before, status = song_text(page), page.inner_text("#song-status")
     page.locator("button:has-text('Advanced'), span:has-text('Advanced')").first.click()
     seed_box = page.locator("#seed textarea, #seed input")
+    seed_box.wait_for()
+    # Seen here: text typed within ~0.1 s of the accordion's first opening was put back to the seed
+    # box's first value ('randomize') as its contents mounted, so the song started with no message.
+    page.wait_for_timeout(1000)
     seed_box.fill("hello")
     assert seed_box.input_value() == "hello"
     page.click("#generate")
     try:
         page.wait_for_selector("text=the seed must be a whole number")
-    except Exception as e:  # say what the page and the server showed instead, for a failure seen once in CI
+    except PageTimeout as e:  # say what the page and the server showed instead, for a failure seen once in CI
+        toasts = page.locator(".toast-body").all_inner_texts()
         raise AssertionError(f"no message for a bad seed; the status read {page.inner_text('#song-status')!r}, "
-                             f"the seed box {seed_box.input_value()!r}, toasts {toasts(page)!r}; "
-                             f"the server's log ends:\n{app.log()[-3000:]}") from e
+                             f"the seed box {seed_box.input_value()!r}, toasts {toasts!r}; "
+                             f"the server's log ends:\n{app.log_tail()}") from e
     page.wait_for_timeout(500)
     assert song_text(page) == before and page.inner_text("#song-status") == status
     assert page.locator("#song .error, #song-status .error").count() == 0
-    page.fill("#seed textarea, #seed input", "7")
+    seed_box.fill("7")
 
 
 def test_after_stop_the_app_writes_again_and_colours_can_be_hidden(studio):
