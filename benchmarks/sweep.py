@@ -31,9 +31,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # The minutes sweep on the song corpus (assets/lyrics.txt, 6.65 MB): how far each recipe gets in
 # the same few CPU minutes, its own cost per step included (Muon's orthogonalisation, a deeper model).
+# --dtype auto is bf16 on the machine that ran the tables in docs/ (AVX-512 BF16) and on a GPU, and
+# float32 on a CPU that only emulates bf16, where forcing it would make every step several times slower.
 MINUTES_BASE = ["--n-layer", "4", "--n-embd", "256", "--n-head", "4", "--context-length", "128",
                 "--batch-size", "32", "--optimizer", "adamw", "--lr", "2e-3", "--dropout", "0", "--weight-decay", "0.1",
-                "--dtype", "bfloat16", "--schedule", "wsd", "--decay-fraction", "0.2", "--warmup-steps", "100",
+                "--dtype", "auto", "--schedule", "wsd", "--decay-fraction", "0.2", "--warmup-steps", "100",
                 "--eval-interval", "250", "--sample-chars", "100", "--activation", "gelu_tanh"]  # as measured
 MUON = ["--optimizer", "muon", "--weight-decay", "0"]
 MINUTES = {
@@ -54,7 +56,7 @@ MINUTES = {
 # benchmarks/train_speed.py and the entry's flags (the median of two h-base measurements).
 HOUR_BASE = ["--n-layer", "4", "--n-embd", "256", "--n-head", "4", "--context-length", "128",
              "--batch-size", "32", "--optimizer", "adamw", "--lr", "2e-3", "--dropout", "0.2", "--weight-decay", "0.1",
-             "--dtype", "bfloat16", "--schedule", "wsd", "--warmup-steps", "100", "--decay-fraction", "0.2",
+             "--dtype", "auto", "--schedule", "wsd", "--warmup-steps", "100", "--decay-fraction", "0.2",
              "--activation", "gelu_tanh"]
 HOUR_STEPS = 9670  # what h-base reached in its hour on the quiet CPU (runs/bundled2)
 L6, D3, WD5 = ["--n-layer", "6"], ["--dropout", "0.3"], ["--weight-decay", "0.5"]
