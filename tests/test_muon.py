@@ -50,7 +50,8 @@ def test_orthogonalise_flattens_the_singular_values(shape):
     """Not an exact U V^T: torch's coefficients leave singular values roughly in [0.5, 1.5] (its docstring)."""
     torch.manual_seed(1)
     g = torch.randn(shape) @ torch.diag(torch.logspace(-1, 1, shape[1]))  # spread over two decades
-    x = orthogonalise(g, (3.4445, -4.7750, 2.0315), steps=5, eps=1e-7, dtype=torch.float32)
+    d = torch.optim.Muon([torch.nn.Parameter(g)]).defaults  # torch's coefficients, steps and eps
+    x = orthogonalise(g, d["ns_coefficients"], d["ns_steps"], d["eps"], dtype=torch.float32)
     assert x.shape == g.shape
     s = torch.linalg.svdvals(x)
     assert s.min() > 0.3 and s.max() < 1.3, s
