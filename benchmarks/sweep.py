@@ -2,7 +2,12 @@
 score it on the validation songs.
 
     python benchmarks/sweep.py --minutes 4 --only base muon   # each for 4 minutes on this machine
+    python benchmarks/sweep.py --steps 2000 --parallel 2      # each for 2,000 steps, two at once
     python benchmarks/sweep.py --hour --device cuda --parallel 12
+
+--steps compares recipes per token: each trains for the same steps, its schedule planned on them,
+so the figures do not depend on how fast the machine ran that day, and two runs can share the two
+cores (one thread each) without spoiling each other's result.
 
 --hour stands in for an hour on this 2-core CPU: each candidate trains for the steps the CPU
 reaches in 60 minutes (its CPU speed against the first bundled recipe, times the 9,670 steps
@@ -51,6 +56,19 @@ MINUTES = {
     "muon-lr1": ("as muon, Muon lr 0.01", MUON + ["--muon-lr", "0.01"]),
 }
 
+# The steps sweep on the song corpus: the recipe as it stands (train.py's defaults, spelled out
+# so that the table keeps its meaning when they change), per token.
+STEPS_BASE = ["--n-layer", "4", "--n-embd", "256", "--n-head", "4", "--optimizer", "muon", "--muon-lr", "0.02",
+              "--lr", "2e-3", "--weight-decay", "0", "--dropout", "0", "--schedule", "wsd", "--decay-fraction", "0.4",
+              "--min-lr-ratio", "0.1", "--warmup-steps", "100", "--activation", "gelu", "--dtype", "auto",
+              "--eval-interval", "500", "--sample-chars", "100"]
+STEPS = {
+    "ctx128": ("4x256, Muon, ctx 128, batch 32 (the bundled recipe until 2026-12-03)",
+               ["--context-length", "128", "--batch-size", "32"]),
+    "ctx256": ("as ctx128, ctx 256, batch 16 (the same characters per step)",
+               ["--context-length", "256", "--batch-size", "16"]),
+}
+
 # The hour sweep on the first corpus (0.7 MB), kept for when a GPU is lent: where each recipe ends, which is what overfitting decides on a small corpus.
 # Each entry's speed is its training tokens/s on the 2-core CPU against h-base, measured with
 # benchmarks/train_speed.py and the entry's flags (the median of two h-base measurements).
@@ -91,15 +109,20 @@ HOUR = {
 }
 
 
+def folder(args: argparse.Namespace) -> Path:
+    return ROOT / "runs" / ("sweep-hour" if args.hour else "sweep-steps" if args.steps else "sweep")
+
+
 def command(name: str, args: argparse.Namespace) -> tuple[list[str], Path]:
+    out = folder(args) / name
     if args.hour:
         _, speed, extra = HOUR[name]
-        out = ROOT / "runs" / "sweep-hour" / name
         budget = ["--max-minutes", "0", "--max-steps", str(round(HOUR_STEPS * speed)),
                   "--device", args.device, "--compile", "off", "--sample-chars", "100"]
         flags = HOUR_BASE + extra + budget
+    elif args.steps:
+        flags = STEPS_BASE + STEPS[name][1] + ["--max-minutes", "0", "--max-steps", str(args.steps), "--device", args.device]
     else:
-        out = ROOT / "runs" / "sweep" / name
         flags = MINUTES_BASE + MINUTES[name][1] + ["--max-minutes", str(args.minutes), "--device", args.device]
     resume = ["--resume"] if (out / "ckpt_last.pt").exists() else []
     return [sys.executable, str(ROOT / "train.py"), "--data", "assets/lyrics.txt", *flags, "--out", str(out), *resume], out
@@ -126,12 +149,15 @@ def evaluate(model: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=5.0, help="the budget of each run on this machine")
+    parser.add_argument("--steps", type=int, default=None, help="run the steps sweep: each candidate for these steps")
     parser.add_argument("--hour", action="store_true", help="run the hour sweep, as steps (see above)")
     parser.add_argument("--device", default="auto", help="train.py's --device")
-    parser.add_argument("--parallel", type=int, default=1, help="runs at once (the hour sweep on a GPU)")
+    parser.add_argument("--parallel", type=int, default=1, help="runs at once, sharing the cores (--steps on 2 CPU cores: 2; --hour on a GPU: 12)")
     parser.add_argument("--only", nargs="*", default=None)
     args = parser.parse_args()
-    table = HOUR if args.hour else MINUTES
+    if args.hour and args.steps:
+        parser.error("choose --hour or --steps, not both")
+    table = HOUR if args.hour else STEPS if args.steps else MINUTES
     names = args.only or list(table)
     unknown = sorted(set(names) - set(table))
     if unknown:
@@ -167,7 +193,7 @@ def main() -> None:
               f"{60 if args.hour else r['minutes']:.1f} | {r['val_bpc']:.3f} |" for r in rows]
     text = "\n".join(lines)
     print(text)
-    (ROOT / "runs" / ("sweep-hour" if args.hour else "sweep") / "results.md").write_text(text + "\n")
+    (folder(args) / "results.md").write_text(text + "\n")
 
 
 if __name__ == "__main__":

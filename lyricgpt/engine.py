@@ -111,6 +111,7 @@ class Engine:
         self._lock = threading.Lock()  # guards _streams, the two flags and sending
         self._closing = False  # close() was called
         self._closed = False  # no process is taking songs: closed, or starting again
+        self._broken = False  # a process died and the next one could not be started
         self._singing = self._waiting = 0  # as the engine last reported
         # Plain pickle copies the weights; multiprocessing's pickler would try to share them
         # through a handshake that only processes started by multiprocessing can make.
@@ -159,7 +160,9 @@ class Engine:
         stream = SongStream(lambda: self._send(("cancel", song_id)))
         with self._lock:
             if self._closed:
-                raise EngineError("the engine has shut down")
+                raise EngineError("the engine has shut down" if self._closing else
+                                  "the engine stopped and could not be started again" if self._broken else
+                                  "the engine stopped and is starting again; try again in a few seconds")
             # A cancelled song's place counts as free: the engine drops it before its next step.
             active = sum(not s.cancelled.is_set() for s in self._streams.values())
             if active >= self.capacity + self.max_waiting:
@@ -199,6 +202,8 @@ class Engine:
                 conn, process = self._start()
             except EngineError:
                 log.exception("the engine could not be started again")
+                with self._lock:
+                    self._broken = True
                 return
             with self._lock:
                 self._conn, self._process = conn, process

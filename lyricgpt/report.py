@@ -35,6 +35,7 @@ def write_model_card(path: Path, info: dict) -> None:
     data = info["data"]
     plot = "![Loss curve](loss.png)\n\n" if info["has_plot"] else ""
     samples = "\n".join(_sample_block(seed, text) for seed, text in info["samples"].items())
+    top_p = info["sampling"]["top_p"]
     card = f"""---
 library_name: pytorch
 license: mit
@@ -80,7 +81,8 @@ LyricGPT's `train.py`. Load it with `lyricgpt.load_model("<this folder or repo>"
 
 ## Samples
 
-Temperature 0.8, seed {cfg['seed']}, {cfg['sample_chars']} new characters after each seed line:
+Temperature {info['sampling']['temperature']:g}, top-p {top_p or 'off'} (the app's defaults), seed {cfg['seed']},
+{cfg['sample_chars']} new characters after each seed line:
 
 {samples}"""
     path.write_text(card, encoding="utf-8")

@@ -17,6 +17,10 @@ import torch
 
 
 TOP_N = 5  # alternatives kept per step, for the page's "what the model weighed" view
+# The settings the page starts with and a model card's samples are drawn at, chosen by reading
+# the bundled model's samples (docs/training-recipe.md).
+DEFAULT_TEMPERATURE = 0.7
+DEFAULT_TOP_P = 1.0  # off
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from .evaluate import score_text, total_nats
 from .lm import LyricModel
 from .model import ACTIVATIONS, CONFIGS, BigramConfig, GPTConfig, build_model
 from .muon import Muon
+from .sampler import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
 from .report import write_loss_plot, write_model_card
 from .tokenizer import CharTokenizer
 
@@ -37,12 +38,12 @@ class TrainConfig:
     n_layer: int = 4
     n_head: int = 4
     n_embd: int = 256
-    context_length: int = 128
+    context_length: int = 256  # songs repeat their refrains a stanza or more apart
     dropout: float = 0.0
     bias: bool = True
     activation: str = "gelu"  # see GPTConfig
     # optimisation; one optimiser step sees batch_size * grad_accum * world_size windows
-    batch_size: int = 32
+    batch_size: int = 16  # 16 x 256 = 4,096 characters a step
     grad_accum: int = 1
     optimizer: str = "muon"  # "muon": Muon for the blocks' matrices, AdamW for the rest; or "adamw"
     lr: float = 2e-3
@@ -571,7 +572,8 @@ class Trainer:
         folder = self.out / "model"
         folder.mkdir(parents=True, exist_ok=True)
         val_bpc = score_text(lm, self.val_text)["bits_per_char"]
-        samples = {seed_line: "".join(lm.stream(seed_line, self.cfg.sample_chars, temperature=0.8, seed=self.cfg.seed))
+        sampling = {"temperature": DEFAULT_TEMPERATURE, "top_p": DEFAULT_TOP_P if DEFAULT_TOP_P < 1 else None}
+        samples = {seed_line: "".join(lm.stream(seed_line, self.cfg.sample_chars, seed=self.cfg.seed, **sampling))
                    for seed_line in SAMPLE_SEED_LINES}
         if (self.out / "loss.png").exists():
             (folder / "loss.png").write_bytes((self.out / "loss.png").read_bytes())
@@ -580,7 +582,7 @@ class Trainer:
             "parameters": model.num_params(), "data": self.data_summary,
             "command": self.command,
             "tokens_seen": self.tokens_seen, "steps": self.step, "minutes": self.elapsed_s / 60,
-            "best_step": state["step"], "val_bits_per_char": val_bpc, "samples": samples,
+            "best_step": state["step"], "val_bits_per_char": val_bpc, "samples": samples, "sampling": sampling,
             "has_plot": (folder / "loss.png").exists(),
         })
         lm.save(folder)

@@ -17,6 +17,7 @@ from lyricgpt import Bigram, load_model
 from lyricgpt.checkpoint import load_checkpoint
 from lyricgpt.data import read_corpus, train_val_split
 from lyricgpt.evaluate import score_text
+from lyricgpt.sampler import DEFAULT_TEMPERATURE
 from lyricgpt.training import PRESETS, SAMPLE_SEED_LINES, TrainConfig, read_metrics
 from training_runs import ROOT, TINY, assert_same_tensors, train as run_train, weights_of
 
@@ -174,8 +175,9 @@ def test_model_card_describes_the_run(tiny_run, corpus):
     assert config["training"] == last["train_config"]
     assert config["model"]["n_embd"] == 32 and config["training"]["dropout"] == 0.1
     assert "![Loss curve](loss.png)" in card
-    for seed_line in SAMPLE_SEED_LINES:  # each sample is what the model writes after its seed line
-        sample = "".join(lm.stream(seed_line, 20, temperature=0.8, seed=config["training"]["seed"]))
+    assert f"Temperature {DEFAULT_TEMPERATURE:g}, top-p off (the app's defaults)" in card
+    for seed_line in SAMPLE_SEED_LINES:  # each sample is what the model writes after its seed line, at the app's defaults
+        sample = "".join(lm.stream(seed_line, 20, temperature=DEFAULT_TEMPERATURE, seed=config["training"]["seed"]))
         assert f"```\n{seed_line}{sample}\n```" in card
 
 
