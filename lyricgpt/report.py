@@ -35,7 +35,7 @@ def write_model_card(path: Path, info: dict) -> None:
     data = info["data"]
     plot = "![Loss curve](loss.png)\n\n" if info["has_plot"] else ""
     samples = "\n".join(_sample_block(seed, text) for seed, text in info["samples"].items())
-    top_p = info["sampling"]["top_p"]
+    top_p = info["sampling"]["top_p"]  # 1 leaves every character in, as the sampler reads it
     card = f"""---
 library_name: pytorch
 license: mit
@@ -81,7 +81,7 @@ LyricGPT's `train.py`. Load it with `lyricgpt.load_model("<this folder or repo>"
 
 ## Samples
 
-Temperature {info['sampling']['temperature']:g}, top-p {top_p or 'off'} (the app's defaults), seed {cfg['seed']},
+Temperature {info['sampling']['temperature']:g}, top-p {f"{top_p:g}" if top_p < 1 else "off"} (the app's defaults), seed {cfg['seed']},
 {cfg['sample_chars']} new characters after each seed line:
 
 {samples}"""

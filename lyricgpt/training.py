@@ -24,8 +24,8 @@ from .evaluate import score_text, total_nats
 from .lm import LyricModel
 from .model import ACTIVATIONS, CONFIGS, BigramConfig, GPTConfig, build_model
 from .muon import Muon
-from .sampler import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
 from .report import write_loss_plot, write_model_card
+from .sampler import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
 from .tokenizer import CharTokenizer
 
 
@@ -572,7 +572,7 @@ class Trainer:
         folder = self.out / "model"
         folder.mkdir(parents=True, exist_ok=True)
         val_bpc = score_text(lm, self.val_text)["bits_per_char"]
-        sampling = {"temperature": DEFAULT_TEMPERATURE, "top_p": DEFAULT_TOP_P if DEFAULT_TOP_P < 1 else None}
+        sampling = {"temperature": DEFAULT_TEMPERATURE, "top_p": DEFAULT_TOP_P}
         samples = {seed_line: "".join(lm.stream(seed_line, self.cfg.sample_chars, seed=self.cfg.seed, **sampling))
                    for seed_line in SAMPLE_SEED_LINES}
         if (self.out / "loss.png").exists():
