@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lyricgpt.lm import card_bits_per_char  # noqa: E402
+from lyricgpt.lm import card_bits_per_char, load_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,17 +56,19 @@ MINUTES = {
     "muon-lr1": ("as muon, Muon lr 0.01", MUON + ["--muon-lr", "0.01"]),
 }
 
-# The steps sweep on the song corpus: the recipe as it stands (train.py's defaults, spelled out
-# so that the table keeps its meaning when they change), per token.
+# The steps sweep on the song corpus, per token: the recipe of 51ee4bc (train.py's defaults then,
+# spelled out so that the table keeps its meaning when they change) and changes to it.
 STEPS_BASE = ["--n-layer", "4", "--n-embd", "256", "--n-head", "4", "--optimizer", "muon", "--muon-lr", "0.02",
               "--lr", "2e-3", "--weight-decay", "0", "--dropout", "0", "--schedule", "wsd", "--decay-fraction", "0.4",
               "--min-lr-ratio", "0.1", "--warmup-steps", "100", "--activation", "gelu", "--dtype", "auto",
               "--eval-interval", "500", "--sample-chars", "100"]
+CTX256 = ["--context-length", "256", "--batch-size", "16"]
 STEPS = {
     "ctx128": ("4x256, Muon, ctx 128, batch 32 (the bundled recipe until 2026-12-03)",
                ["--context-length", "128", "--batch-size", "32"]),
-    "ctx256": ("as ctx128, ctx 256, batch 16 (the same characters per step)",
-               ["--context-length", "256", "--batch-size", "16"]),
+    "ctx256": ("as ctx128, ctx 256, batch 16 (the same characters per step; the bundled recipe of 51ee4bc)", CTX256),
+    "ctx256-d2z": ("as ctx256, the decay going to zero", CTX256 + ["--min-lr-ratio", "0"]),
+    "ctx256-d2z-decay6": ("as ctx256-d2z, the last 60% decaying", CTX256 + ["--min-lr-ratio", "0", "--decay-fraction", "0.6"]),
 }
 
 # The hour sweep on the first corpus (0.7 MB), kept for when a GPU is lent: where each recipe ends, which is what overfitting decides on a small corpus.
@@ -132,9 +134,7 @@ def score(name: str, out: Path, description: str) -> dict:
     """The run's figures; its validation bits/char is the one train.py scored its model with
     (lyricgpt.evaluate --val-split gives the same), read from the model card."""
     metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    config = json.loads((out / "model" / "config.json").read_text())
-    params = 12 * config["n_layer"] * config["n_embd"] ** 2 + config["n_embd"] * (config["vocab_size"] + config["context_length"])
-    return {"name": name, "description": description, "params": params,
+    return {"name": name, "description": description, "params": load_model(out / "model").model.num_params(),
             "tokens": metrics[-1]["tokens_seen"], "steps": metrics[-1]["step"], "minutes": metrics[-1]["elapsed_s"] / 60,
             "val_bpc": card_bits_per_char(out / "model") or evaluate(out / "model")}
 

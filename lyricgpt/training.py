@@ -48,14 +48,14 @@ class TrainConfig:
     optimizer: str = "muon"  # "muon": Muon for the blocks' matrices, AdamW for the rest; or "adamw"
     lr: float = 2e-3
     muon_lr: float = 0.02  # Muon's peak learning rate; the schedule scales it with lr
-    min_lr_ratio: float = 0.1
+    min_lr_ratio: float = 0.0  # the decay ends at min_lr_ratio x the peak
     weight_decay: float = 0.0
     beta1: float = 0.9
     beta2: float = 0.99
     grad_clip: float = 1.0
     warmup_steps: int = 100
     schedule: str = "wsd"  # "cosine" or "wsd" (warmup, stable, then linear decay)
-    decay_fraction: float = 0.4  # wsd: the final share of training spent decaying
+    decay_fraction: float = 0.6  # wsd: the final share of training spent decaying
     # how long: whichever comes first; the schedule is planned for it
     max_steps: int | None = None
     max_minutes: float | None = 60.0
@@ -528,7 +528,8 @@ class Trainer:
             with open(self.out / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
             write_loss_plot(read_metrics(self.out / "metrics.jsonl"), self.out / "loss.png")
-            bar.write(f"step {self.step}: train loss {train_loss:.4f}, val loss {val_loss:.4f} "
+            # From the record, so that the log and metrics.jsonl never disagree in the last digit.
+            bar.write(f"step {self.step}: train loss {record['train_loss']:.4f}, val loss {record['val_loss']:.4f} "
                       f"({record['val_bits_per_char']:.3f} bits/char, disjoint windows)"
                       f"{' *best*' if improved else ''}, "
                       f"lr {record['lr']:.2e}, {tok_s:,.0f} tokens/s")
