@@ -22,9 +22,9 @@ import torch
 from lyricgpt import load_model
 from lyricgpt.engine import Engine, EngineBusy, EngineError
 from lyricgpt.explain import attention_map, next_char_odds
-from lyricgpt.serving import (DEFAULT_LENGTH, DEFAULT_TEMPERATURE, DEFAULT_TOP_P, EXAMPLE_LINES, MAX_LENGTH,
-                              MAX_TEMPERATURE, PAGE_CSS, PROB_CSS, InputError, legend, load_for_serving, parse_request,
-                              stream_song)
+from lyricgpt.sampler import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
+from lyricgpt.serving import (DEFAULT_LENGTH, EXAMPLE_LINES, MAX_LENGTH, MAX_TEMPERATURE, PAGE_CSS, PROB_CSS, InputError,
+                              legend, load_for_serving, parse_request, stream_song)
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 BUNDLED_MODEL = ASSETS / "model"

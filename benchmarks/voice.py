@@ -21,7 +21,8 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from lyricgpt import load_model  # noqa: E402
-from lyricgpt.serving import DEFAULT_LENGTH, DEFAULT_TEMPERATURE, DEFAULT_TOP_P, EXAMPLE_LINES  # noqa: E402
+from lyricgpt.sampler import DEFAULT_TEMPERATURE, DEFAULT_TOP_P  # noqa: E402
+from lyricgpt.serving import DEFAULT_LENGTH, EXAMPLE_LINES  # noqa: E402
 
 SCRIPTURE = re.compile(r"\b(God|Yahweh|Zion|Israel|[Ss]alvation)\b|\b[Tt]he Lord\b")
 

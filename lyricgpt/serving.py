@@ -20,7 +20,7 @@ from typing import Callable, Iterator
 from .engine import Engine
 from .hub import looks_like_repo_id
 from .lm import LyricModel, load_model
-from .sampler import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, SamplingSettings, Step, generate  # noqa: F401 (the page's)
+from .sampler import SamplingSettings, Step, generate
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +34,8 @@ UPDATE_EVERY_S = 1 / 60     # no screen shows more frames than this; sending mor
 MAX_UPDATES_PER_S = 120
 STATUS_EVERY_S = 0.25      # the chars/s figure changes too fast to read when updated per character
 RANDOM_SEED_WORDS = {"", "random", "randomize", "randomise"}
-# The page's starting length and example first lines (its temperature and top-p are the
-# sampler's defaults; benchmarks/voice.py samples with them).
+# The page's starting length and example first lines (its temperature and top-p are
+# sampler.DEFAULT_TEMPERATURE and DEFAULT_TOP_P; benchmarks/voice.py samples with them all).
 DEFAULT_LENGTH = 400
 EXAMPLE_LINES = ["I walked out in the morning rain", "Baby, don't you cry tonight",
                  "Down by the river where the old mill stands", "We were young and the city was ours"]

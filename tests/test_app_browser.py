@@ -20,7 +20,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from live_app import ROOT, running_app  # noqa: E402
-from lyricgpt.serving import DEFAULT_TEMPERATURE  # noqa: E402
+from lyricgpt.sampler import DEFAULT_TEMPERATURE  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

@@ -17,7 +17,7 @@ from lyricgpt import Bigram, load_model
 from lyricgpt.checkpoint import load_checkpoint
 from lyricgpt.data import read_corpus, train_val_split
 from lyricgpt.evaluate import score_text
-from lyricgpt.sampler import DEFAULT_TEMPERATURE
+from lyricgpt.sampler import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
 from lyricgpt.training import PRESETS, SAMPLE_SEED_LINES, TrainConfig, read_metrics
 from training_runs import ROOT, TINY, assert_same_tensors, train as run_train, weights_of
 
@@ -177,7 +177,8 @@ def test_model_card_describes_the_run(tiny_run, corpus):
     assert "![Loss curve](loss.png)" in card
     assert f"Temperature {DEFAULT_TEMPERATURE:g}, top-p off (the app's defaults)" in card
     for seed_line in SAMPLE_SEED_LINES:  # each sample is what the model writes after its seed line, at the app's defaults
-        sample = "".join(lm.stream(seed_line, 20, temperature=DEFAULT_TEMPERATURE, seed=config["training"]["seed"]))
+        sample = "".join(lm.stream(seed_line, 20, temperature=DEFAULT_TEMPERATURE, top_p=DEFAULT_TOP_P,
+                                     seed=config["training"]["seed"]))
         assert f"```\n{seed_line}{sample}\n```" in card
 
 
