@@ -20,6 +20,14 @@ import torch
 from .sampler import SamplingSettings, Step, describe, draw, make_rng, refill_length
 
 
+def check_song(prompt: list[int], max_new_tokens: int) -> None:
+    """Raise ValueError for a song that cannot be sung: no prompt, or nothing to write."""
+    if not prompt:
+        raise ValueError("the prompt needs at least one token")
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+
+
 @dataclass(eq=False)
 class Song:
     """One song in the batch. Its cache row holds everything before ``next_input``."""
@@ -61,12 +69,9 @@ class BatchSampler:
         """Prefill a new song's prompt into a free row; it samples from the next ``step()``."""
         if len(self.songs) == self.capacity:
             raise RuntimeError("the batch is full")
-        if not prompt:
-            raise ValueError("the prompt needs at least one token")
+        check_song(prompt, max_new_tokens)
         if not all(0 <= t < self.model.config.vocab_size for t in prompt):
             raise ValueError("the prompt holds a token outside the vocabulary")
-        if max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
         song = Song(max_new_tokens, settings, make_rng(seed), list(prompt[-self.context:]), tag=tag)
         self._fill_row(len(self.songs), song)
         self.songs.append(song)

@@ -31,7 +31,7 @@ from typing import Callable, Iterator
 
 import torch
 
-from .batching import BatchSampler
+from .batching import BatchSampler, check_song
 from .sampler import SamplingSettings, Step
 
 log = logging.getLogger(__name__)
@@ -152,10 +152,7 @@ class Engine:
     def submit(self, prompt: list[int], max_new_tokens: int, settings: SamplingSettings,
                seed: int | None = None) -> SongStream:
         """Queue a song; raise EngineBusy when the batch and the line are both full."""
-        if not prompt:
-            raise ValueError("the prompt needs at least one token")
-        if max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        check_song(prompt, max_new_tokens)  # here, so the caller hears of it at once
         song_id = next(self._ids)
         stream = SongStream(lambda: self._send(("cancel", song_id)))
         with self._lock:

@@ -154,6 +154,16 @@ def test_a_song_that_cannot_start_fails_alone(model, engine_of):
     assert [s.token for s in good] == alone(model, [1, 2], 25, SamplingSettings(0.0), None)
 
 
+def test_a_song_with_nothing_to_start_from_or_to_write_is_refused_at_once(model, engine_of):
+    engine = engine_of(max_batch=1)
+    with pytest.raises(ValueError, match="at least one token"):
+        engine.submit([], 5, SamplingSettings(0.0))
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        engine.submit([1], 0, SamplingSettings(0.0))
+    assert [s.token for s in engine.submit([1], 5, SamplingSettings(0.0))] == alone(
+        model, [1], 5, SamplingSettings(0.0), None)
+
+
 def test_closing_the_engine_ends_its_songs_instead_of_leaving_them_hanging(model):
     engine = Engine(model, max_batch=1, max_waiting=1)
     singing = engine.submit([1], 10**6, SamplingSettings(1.0), 1)
