@@ -16,7 +16,9 @@ from pathlib import Path
 from lyricgpt.checkpoint import CheckpointError, load_checkpoint
 from lyricgpt.data import CorpusError
 from lyricgpt.hub import HubError, check_can_push, push
-from lyricgpt.training import PRESETS, Trainer, TrainConfig, TrainingError, resumed_config, setup_runtime
+from lyricgpt.runtime import setup_runtime
+from lyricgpt.train_config import PRESETS, TrainConfig, TrainingError, resumed_config
+from lyricgpt.training import Trainer
 
 HELP = {
     "data": "a UTF-8 text file, or a folder of .txt files",

@@ -24,7 +24,8 @@ import torch  # noqa: E402
 
 import train  # noqa: E402
 from lyricgpt.muon import Muon  # noqa: E402
-from lyricgpt.training import Trainer, bf16_is_fast, setup_runtime  # noqa: E402
+from lyricgpt.runtime import bf16_is_fast, setup_runtime  # noqa: E402
+from lyricgpt.training import Trainer  # noqa: E402
 
 
 def matmul_flops(dtype: torch.dtype, n: int = 2048, repeats: int = 10) -> float:

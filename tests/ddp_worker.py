@@ -12,7 +12,8 @@ from pathlib import Path
 from safetensors.torch import save_file
 
 import train
-from lyricgpt.training import Trainer, setup_runtime
+from lyricgpt.runtime import setup_runtime
+from lyricgpt.training import Trainer
 
 
 def main() -> None:

@@ -18,7 +18,8 @@ from lyricgpt.checkpoint import load_checkpoint
 from lyricgpt.data import read_corpus, train_val_split
 from lyricgpt.evaluate import score_text
 from lyricgpt.sampler import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
-from lyricgpt.training import PRESETS, SAMPLE_SEED_LINES, TrainConfig, read_metrics
+from lyricgpt.train_config import PRESETS, TrainConfig
+from lyricgpt.training import SAMPLE_SEED_LINES, read_metrics
 from training_runs import ROOT, TINY, assert_same_tensors, train as run_train, weights_of
 
 METRIC_KEYS = {"step", "train_loss", "val_loss", "val_bits_per_char", "lr", "tokens_per_s", "elapsed_s"}

@@ -12,7 +12,10 @@ import pytest
 
 from lyricgpt import load_model
 from lyricgpt.checkpoint import load_checkpoint
-from lyricgpt.training import ProgressBar, TrainConfig, read_metrics
+from lyricgpt.progress import ProgressBar
+from lyricgpt.runtime import setup_runtime
+from lyricgpt.train_config import PRESETS, TrainConfig
+from lyricgpt.training import read_metrics
 from training_runs import (ROOT, TINY, TWENTY_STEPS, assert_same_tensors, start_train, train, wait_for,
                            weights_of)
 
@@ -167,7 +170,7 @@ def test_a_time_budget_covers_the_evaluations_too(corpus, tmp_path, monkeypatch)
     monkeypatch.setattr(training, "time", types.SimpleNamespace(perf_counter=lambda: now[0]))
     args = train.parse_args([*TINY, "--data", str(corpus), "--out", str(tmp_path / "out"), "--max-minutes", "0.5"])
     cfg = train.build_config(args)
-    trainer = training.Trainer(cfg, training.setup_runtime(cfg))
+    trainer = training.Trainer(cfg, setup_runtime(cfg))
     step, evaluate = trainer.train_step, trainer.evaluate
 
     def timed(work, seconds):
@@ -181,4 +184,4 @@ def test_a_time_budget_covers_the_evaluations_too(corpus, tmp_path, monkeypatch)
     trainer.run()
     assert 30.0 - 3.2 <= now[0] <= 30.0 + 1e-9
     assert read_metrics(tmp_path / "out" / "metrics.jsonl")[-1]["lr"] == pytest.approx(
-        training.PRESETS["tiny"]["lr"] * TrainConfig.min_lr_ratio, rel=1e-3)
+        PRESETS["tiny"]["lr"] * TrainConfig.min_lr_ratio, rel=1e-3)
