@@ -1,9 +1,9 @@
 """LyricGPT lyrics studio: a web page (and a /generate API) that streams a song from a seed line.
 
 Run: python app.py   (then open http://127.0.0.1:7860)
-Environment: LYRICGPT_MODEL = Hub repo id or model folder (default: the bundled assets/model),
-LYRICGPT_BIGRAM = the bigram baseline to compare with (default: the bundled assets/bigram),
-LYRICGPT_REVISION = Hub revision; LYRICGPT_THREADS, LYRICGPT_BATCH and LYRICGPT_WAITING = torch
+Environment: LYRICGPT_MODEL = the voices: Hub repo ids or model folders, comma-separated, the first
+the default (default: the bundled assets/model, then assets/kipling), LYRICGPT_REVISION = Hub
+revision of each Hub repo; LYRICGPT_THREADS, LYRICGPT_BATCH and LYRICGPT_WAITING = torch
 threads of the engine, songs it writes at once, and songs that may wait for a place (defaults
 measured on 2 cores: benchmarks/load.py).
 """
@@ -13,21 +13,25 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tempfile
 import threading
+import time
 from pathlib import Path
 
 import gradio as gr
 import torch
 
-from lyricgpt import load_model
 from lyricgpt.engine import Engine, EngineBusy, EngineError
 from lyricgpt.explain import attention_map, next_char_odds
 from lyricgpt.sampler import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
-from lyricgpt.serving import (DEFAULT_LENGTH, EXAMPLE_LINES, MAX_LENGTH, MAX_TEMPERATURE, PAGE_CSS, PROB_CSS, InputError,
-                              legend, load_for_serving, parse_request, stream_song)
+from lyricgpt.serving import (DEFAULT_LENGTH, MAX_LENGTH, MAX_TEMPERATURE, PAGE_CSS, PROB_CSS, InputError, keepsake,
+                              keepsake_name, legend, read_link, song_link,
+                              parse_request, seed_notes, stream_song)
+from lyricgpt.voices import find_voice, load_voices, model_line
 
-ASSETS = Path(__file__).resolve().parent / "assets"
-BUNDLED_MODEL = ASSETS / "model"
+ROOT = Path(__file__).resolve().parent
+ASSETS = ROOT / "assets"
+BUNDLED_VOICES = [ASSETS / "model", ASSETS / "kipling"]  # the first is the fallback; the others, where present
 HUB_TIMEOUT_S = 5.0  # a Hub that does not answer must not hold up the start for long
 
 
@@ -49,31 +53,43 @@ log = logging.getLogger("lyricgpt.app")
 # threads (benchmarks/load.py --threads 1|2 compares them); this process answers the page's
 # look-inside requests and the bigram's songs on as many.
 torch.set_num_threads(THREADS)
-SERVED = load_for_serving(os.environ.get("LYRICGPT_MODEL"), os.environ.get("LYRICGPT_REVISION") or None,
-                          BUNDLED_MODEL, HUB_TIMEOUT_S)
-LM = SERVED.lm
-ENGINE = Engine(LM.model, max_batch=BATCH, max_waiting=WAITING, threads=THREADS)
-# The tutorial's baseline, to hear what attention adds. Its steps are a table lookup, so it
-# samples alone, without the engine.
-BIGRAM = load_model(os.environ.get("LYRICGPT_BIGRAM") or ASSETS / "bigram")
+VOICES, LEFT_OUT = load_voices([s.strip() for s in os.environ.get("LYRICGPT_MODEL", "").split(",") if s.strip()],
+                               os.environ.get("LYRICGPT_REVISION") or None, BUNDLED_VOICES, HUB_TIMEOUT_S, ROOT)
+# An engine per voice, each in a process of its own (docs/benchmarks.md weighs it against one engine
+# for all voices). The voices' bigram baselines sample alone, without an engine: a step is a lookup.
+ENGINES = {voice.name: Engine(voice.lm.model, max_batch=BATCH, max_waiting=WAITING, threads=THREADS)
+           for voice in VOICES}
+for _voice in VOICES:  # count each voice's bigram while the page starts, so the first comparison need not wait
+    threading.Thread(target=_voice.baseline, name=f"bigram of {_voice.name}", daemon=True).start()
 
 
 # Each page's Stop switch for its current song. Stop is a switch the stream reads rather than
 # gradio's `cancels`: cancelling a running stream sometimes leaves "Error" over the outputs, and a
 # switch lets the song end cleanly, with a status line that says it was stopped.
-STOP_SWITCHES: dict[str, threading.Event] = {}
+# Each click arms it anew (a new pair, the same switch), and a song takes the pair away only if it is
+# still its own click's: a song that ended just before the next click must not take the next song's.
+STOP_SWITCHES: dict[str, tuple[threading.Event, object]] = {}
 
 
 def arm_stop(request: gr.Request) -> None:
     """Arm the page's Stop switch at each click, so that Stop also reaches a song still waiting in the
     queue. A song still playing keeps the same switch (gradio skips a second click's song then)."""
-    STOP_SWITCHES.setdefault(request.session_hash, threading.Event()).clear()
+    armed = STOP_SWITCHES.get(request.session_hash)
+    switch = armed[0] if armed else threading.Event()
+    switch.clear()
+    STOP_SWITCHES[request.session_hash] = (switch, object())
 
 
 def stop(request: gr.Request) -> None:
-    switch = STOP_SWITCHES.get(request.session_hash)
-    if switch is not None:
-        switch.set()
+    armed = STOP_SWITCHES.get(request.session_hash)
+    if armed is not None:
+        armed[0].set()
+
+
+def seed_notice_text(seed_line, voice) -> str:
+    """What the voice will read differently from the first line (numbers as words, characters left out)."""
+    notes = seed_notes(find_voice(VOICES, voice).lm, seed_line or "")
+    return ("Note: " + "; ".join(notes) + ".") if notes else ""
 
 
 def user_error(message: str) -> gr.Error:
@@ -82,22 +98,28 @@ def user_error(message: str) -> gr.Error:
     return gr.Error(message, print_exception=False)
 
 
-def check(seed_line, temperature, length, top_k, top_p, seed, request: gr.Request) -> None:
+def check(seed_line, temperature, length, top_k, top_p, seed, voice, request: gr.Request) -> None:
     """Check the settings before the song starts, so that a bad one leaves the page as it was."""
     try:
-        parse_request(seed_line, temperature, length, top_k, top_p, seed, LM.tokenizer.vocab_size)
+        vocab_size = find_voice(VOICES, voice).lm.tokenizer.vocab_size
+        parse_request(seed_line, temperature, length, top_k, top_p, seed, vocab_size)
     except InputError as e:
         STOP_SWITCHES.pop(request.session_hash, None)  # no song will come to clear it
         raise user_error(str(e)) from None
 
 
-def generate(seed_line, temperature, length, top_k, top_p, seed, colour, request: gr.Request):
-    """Stream a song: yields (seed line as read + new characters, coloured HTML, status)."""
-    switch = STOP_SWITCHES.get(request.session_hash)  # None for API callers: they cancel the job instead
+def generate(seed_line, temperature, length, top_k, top_p, seed, colour, voice, end_with_song, request: gr.Request):
+    """Stream a song: yields (seed line as read + new characters, the coloured HTML of the characters new
+    in this update, status), and for the page what wrote it (request, voice, song so far)."""
+    armed = STOP_SWITCHES.get(request.session_hash)  # None for API callers: they cancel the job instead
+    switch = armed[0] if armed else None
     try:
-        settings = parse_request(seed_line, temperature, length, top_k, top_p, seed, LM.tokenizer.vocab_size)
-        for update in stream_song(LM, settings, colour=bool(colour), stop=switch, engine=ENGINE):
-            yield update.lyric, update.colours, update.status
+        singer = find_voice(VOICES, voice)
+        settings = parse_request(seed_line, temperature, length, top_k, top_p, seed, singer.lm.tokenizer.vocab_size,
+                                 end_with_song)
+        for update in stream_song(singer.lm, settings, colour=bool(colour), stop=switch, engine=ENGINES[singer.name]):
+            # The page appends each update's new part.
+            yield update.lyric, update.added, update.status, (settings, singer.name, update.lyric)
     except InputError as e:
         raise user_error(str(e)) from None
     except EngineBusy:
@@ -105,71 +127,136 @@ def generate(seed_line, temperature, length, top_k, top_p, seed, colour, request
     except EngineError as e:
         raise gr.Error(f"Sorry, this song failed: {e}", print_exception=False) from None
     finally:
-        if switch is not None and STOP_SWITCHES.get(request.session_hash) is switch:
+        if armed is not None and STOP_SWITCHES.get(request.session_hash) is armed:
             del STOP_SWITCHES[request.session_hash]
 
 
-def generate_bigram(seed_line, temperature, length, top_k, top_p, seed, compare, request: gr.Request):
-    """The same first line and settings, written by the bigram baseline (when the switch is on)."""
-    if not compare:
-        yield ""
-        return
+def generate_bigram(seed_line, temperature, length, top_k, top_p, seed, compare, voice, end_with_song,
+                    request: gr.Request):
+    """The same first line and settings, written by the voice's bigram baseline (when the switch is on)."""
     try:
-        settings = parse_request(seed_line, temperature, length, top_k, top_p, seed, BIGRAM.tokenizer.vocab_size)
+        bigram = find_voice(VOICES, voice).baseline().lm if compare else None
+        if bigram is None:  # off, or a voice without one: its label says why
+            yield ""
+            return
+        settings = parse_request(seed_line, temperature, length, top_k, top_p, seed, bigram.tokenizer.vocab_size,
+                                 end_with_song)
     except InputError as e:
         raise user_error(str(e)) from None
-    for update in stream_song(BIGRAM, settings, colour=False, stop=STOP_SWITCHES.get(request.session_hash)):
+    for update in stream_song(bigram, settings, colour=False, stop=(STOP_SWITCHES.get(request.session_hash) or (None,))[0]):
         yield update.colours
 
 
-def alternatives(text: str, window: int | None = None) -> list[list]:
-    """The model's five likeliest next characters after ``text``, as [character, probability] pairs
-    (``window``: how many of its last characters the model reads; default a whole context)."""
+def start_song(seed, event: gr.EventData, request: gr.Request):
+    """Arm Stop (arm_stop) for a song from Generate, "Write another" or a link; "Write another" keeps
+    every setting but the seed, which it leaves to be drawn anew."""
+    arm_stop(request)
+    return "randomize" if getattr(event.target, "elem_id", None) == "write-another" else gr.skip()
+
+
+def open_link(request: gr.Request):
+    """A page opened from a song's link: its settings, and a count that starts the song (else nothing)."""
+    query = dict(request.query_params)
     try:
-        return [[char, prob] for char, prob in next_char_odds(LM, text, window)]
-    except ValueError as e:
+        singer = find_voice(VOICES, query.get("voice"))
+        asked = read_link(query, singer.lm.tokenizer.vocab_size)
+    except InputError as e:
+        raise user_error(f"This link cannot write a song: {e}") from None
+    if asked is None:
+        return (gr.skip(),) * 9
+    return (asked.seed_line, asked.temperature, asked.length, asked.top_k or 0, asked.top_p or 1.0,
+            str(asked.seed) if "seed" in query else "randomize", singer.name, asked.end_with_song, 1)
+
+
+SONG_FILES = Path(tempfile.mkdtemp(prefix="lyricgpt-songs-"))  # each song's file, until gradio has copied it
+
+
+def page_address(request: gr.Request) -> str:
+    """The page's public address: on Spaces the Space's page (which hands a link's query to the app
+    inside it), else the address the browser used."""
+    space = os.environ.get("SPACE_ID") if os.environ.get("SYSTEM") == "spaces" else None
+    if space:
+        return f"https://huggingface.co/spaces/{space}"
+    return request.headers.get("referer") or f"http://{request.headers.get('host', 'localhost:7860')}/"
+
+
+def keep(kept, request: gr.Request):
+    """The written song's link and its file (a header that writes it again, then the song)."""
+    if kept is None:
+        return gr.skip(), gr.skip()
+    settings, voice_name, text = kept
+    link = song_link(page_address(request), settings, voice_name)
+    for old in SONG_FILES.glob("*/*.txt"):  # gradio serves its own copy of each
+        if old.stat().st_mtime < time.time() - 600:
+            old.unlink(missing_ok=True)
+            old.parent.rmdir()
+    path = Path(tempfile.mkdtemp(dir=SONG_FILES)) / keepsake_name(settings)
+    path.write_text(keepsake(settings, text, voice_name, link), encoding="utf-8")
+    return link, gr.DownloadButton(value=str(path), interactive=True)
+
+
+def alternatives(text: str, window: int | None = None, voice: str | None = None) -> list[list]:
+    """The model's five likeliest next characters after ``text``, as [character, probability] pairs
+    (``window``: how many of its last characters the model reads; default a whole context;
+    ``voice``: default the first)."""
+    try:
+        return [[char, prob] for char, prob in next_char_odds(find_voice(VOICES, voice).lm, text, window)]
+    except ValueError as e:  # InputError too
         raise user_error(str(e)) from None
 
 
-def attention(text: str, window: int | None = None) -> dict:
+def attention(text: str, window: int | None = None, voice: str | None = None) -> dict:
     """What the model attended to when choosing the character after ``text``: {"chars": the window
     it read, "weights": [layer][head][position]}, each head's weights summing to 1."""
     try:
-        return attention_map(LM, text, window)
-    except ValueError as e:
+        return attention_map(find_voice(VOICES, voice).lm, text, window)
+    except ValueError as e:  # InputError too
         raise user_error(str(e)) from None
 
 
 def attention_at(args: list) -> dict | None:
-    """attention(text, window) for the page's script, whose server calls arrive as one list."""
-    text, window = args
-    return attention_map(LM, text, int(window))
+    """attention(text, window, voice) for the page's script, whose server calls arrive as one list."""
+    text, window, voice = args
+    return attention_map(find_voice(VOICES, voice).lm, text, int(window))
 
 
-def label(name: str, lm) -> str:
-    bpc = f": {lm.val_bits_per_char:.3f} bits per character on the validation songs" if lm.val_bits_per_char else ""
-    return f"**{name}**{bpc}"
+def show_voice(name, compare):
+    """The page's parts that belong to the chosen voice."""
+    voice = find_voice(VOICES, name)
+    return (model_line(VOICES, LEFT_OUT, voice), voice.heading, voice.baseline().note if compare else "",
+            gr.Dataset(samples=[[line] for line in voice.examples]), gr.Slider(maximum=voice.lm.tokenizer.vocab_size))
 
 
-SONG_TEMPLATE = legend() + '<div class="song">${value}</div>'
-SONG_JS = (f"const VOCAB = {json.dumps(LM.tokenizer.chars)}, LAYERS = {getattr(LM.model.config, 'n_layer', 0)}, "
-           f"HEADS = {getattr(LM.model.config, 'n_head', 0)};\n" + (ASSETS / "song.js").read_text())
-COPY_JS = "() => navigator.clipboard.writeText(document.querySelector('#song .song').innerText)"
+# The template never shows the value, so gradio never re-draws the song: assets/song.js appends each
+# update's new part, which keeps a long song as quick to show as a short one.
+SONG_TEMPLATE = legend() + '<div class="song"></div>'
+# What the page's script needs to show each voice's alternatives and attention; the song panel's
+# ``voice`` says which voice wrote the song on show.
+SCRIPT_VOICES = {v.name: {"vocab": v.lm.tokenizer.chars, "layers": getattr(v.lm.model.config, "n_layer", 0),
+                          "heads": getattr(v.lm.model.config, "n_head", 0)} for v in VOICES}
+SONG_JS = f"const VOICES = {json.dumps(SCRIPT_VOICES)};\n" + (ASSETS / "song.js").read_text()
 PLAIN_JS = "(on) => { document.querySelector('#song').classList.toggle('plain', !on); }"
 
 with gr.Blocks(title="LyricGPT") as demo:
     gr.Markdown("# LyricGPT lyrics studio\nGive it a first line; it writes the song one character at a time.")
-    gr.Markdown(SERVED.describe(), elem_id="model-status")
+    model_status = gr.Markdown(model_line(VOICES, LEFT_OUT, VOICES[0]), elem_id="model-status")
     with gr.Row():
         with gr.Column(scale=2, min_width=300):
+            voice = gr.Radio([(v.label, v.name) for v in VOICES], value=VOICES[0].name, label="Voice",
+                             info="what each learned from, and how well it predicts songs held out from its training "
+                                  "(bits per character: lower is better)", visible=len(VOICES) > 1, elem_id="voice")
             seed_line = gr.Textbox(label="First line", placeholder="Type a line, or leave it blank",
                                    lines=2, elem_id="seed-line")
+            seed_notice = gr.Markdown(elem_id="seed-notice")  # what the model will read differently, as it is typed
             temperature = gr.Slider(0.0, MAX_TEMPERATURE, value=DEFAULT_TEMPERATURE, step=0.05, label="Temperature",
-                                    info="0 always picks the likeliest character; higher is wilder",
+                                    info="0 always picks the likeliest character (and soon repeats a line); higher is wilder",
                                     elem_id="temperature")
             length = gr.Slider(1, MAX_LENGTH, value=DEFAULT_LENGTH, step=1, label="Length (characters)", elem_id="length")
+            end_with_song = gr.Checkbox(value=True, label="End with the song",
+                                        info="stop where the model ends the song (two blank lines), or at the length",
+                                        elem_id="end-with-song")
             with gr.Accordion("Advanced", open=False):
-                top_k = gr.Slider(0, LM.tokenizer.vocab_size, value=0, step=1, label="Top-k",
+                top_k = gr.Slider(0, VOICES[0].lm.tokenizer.vocab_size, value=0, step=1, label="Top-k",
                                   info="sample only from the k likeliest characters (0 = off)", elem_id="top-k")
                 top_p = gr.Slider(0.01, 1.0, value=DEFAULT_TOP_P, step=0.01, label="Top-p",
                                   info="sample only from the likeliest characters that make up this share "
@@ -180,36 +267,60 @@ with gr.Blocks(title="LyricGPT") as demo:
             with gr.Row():
                 generate_btn = gr.Button("Generate", variant="primary", elem_id="generate")
                 stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
-            gr.Examples([[line] for line in EXAMPLE_LINES], inputs=[seed_line], label="Try a first line")
+                another_btn = gr.Button("Write another", elem_id="write-another")  # same settings, a new seed
+            examples = gr.Dataset(components=[seed_line], samples=[[line] for line in VOICES[0].examples], type="index",
+                                  label="Try a first line", elem_id="examples")
         with gr.Column(scale=3, min_width=300):
-            copy_btn = gr.Button("Copy", size="sm", elem_id="copy")
-            gr.Markdown(label("GPT", LM), elem_id="gpt-label")
+            gpt_label = gr.Markdown(VOICES[0].heading, elem_id="gpt-label")
             song = gr.HTML(css_template=PROB_CSS, html_template=SONG_TEMPLATE, max_height=560, autoscroll=True,
-                           buttons=[copy_btn], js_on_load=SONG_JS, server_functions=[attention_at], elem_id="song")
+                           js_on_load=SONG_JS, server_functions=[attention_at], elem_id="song",
+                           voice=VOICES[0].name)  # the voice of the song on show, for the page's script
             status = gr.Markdown(elem_id="song-status")
+            with gr.Row():
+                share = gr.Textbox(label="Share: a link that writes this song again", interactive=False,
+                                   buttons=["copy"], scale=3, elem_id="share-link")
+                download = gr.DownloadButton("Download", interactive=False, scale=1, min_width=100, elem_id="download")
             colour = gr.Checkbox(value=True, label="Colour each character by how likely the model found it "
                                                    "(hover or tap one to see the alternatives)", elem_id="colour")
             compare = gr.Checkbox(value=False, label="Write it with the bigram baseline too, to hear what "
                                                      "attention adds", elem_id="compare")
             with gr.Column(visible=False) as bigram_column:
-                gr.Markdown(label("Bigram baseline", BIGRAM), elem_id="bigram-label")
+                bigram_label = gr.Markdown(elem_id="bigram-label")
                 bigram_song = gr.HTML(html_template='<div class="song">${value}</div>', css_template=PROB_CSS,
                                       max_height=300, autoscroll=True, elem_id="bigram-song")
             lyric = gr.Textbox(visible=False)  # the plain text, for API callers
+            kept = gr.State()  # what wrote the song on show: (request, voice, song), for its link and file
+            opened = gr.State(0)  # set to 1 by a song's link, which starts that song
 
     inputs = [seed_line, temperature, length, top_k, top_p, seed]
-    checked = generate_btn.click(arm_stop, None, None, queue=False, api_visibility="private").then(
-        check, inputs, None, api_visibility="private", show_progress="hidden")  # queued: its error shows as a toast
-    checked.success(generate, inputs + [colour], [lyric, song, status], api_name="generate", api_visibility="public",
-                    concurrency_limit=2 * (BATCH + WAITING),  # the engine, not gradio's queue, decides who waits
-                    preprocess=False)  # parse_request checks the raw values: API callers skip the sliders' limits
-    checked.success(generate_bigram, inputs + [compare], bigram_song, api_visibility="private", preprocess=False,
-                    concurrency_limit=2 * (BATCH + WAITING))
-    compare.change(lambda on: gr.Column(visible=on), compare, bigram_column, api_visibility="private")
+    # A song starts from Generate, "Write another" or a link.
+    checked = gr.on([generate_btn.click, another_btn.click, opened.change], start_song, seed, seed, queue=False,
+                    api_visibility="private", show_progress="hidden").then(
+        check, inputs + [voice], None, api_visibility="private", show_progress="hidden")  # queued: its error shows as a toast
+    checked.success(lambda name: gr.HTML(voice=find_voice(VOICES, name).name), voice, song, queue=False,
+                    api_visibility="private", show_progress="hidden")
+    checked.success(lambda: ("", gr.DownloadButton(value=None, interactive=False)), None, [share, download],
+                    queue=False, api_visibility="private", show_progress="hidden")  # until the new song is written
+    sung = checked.success(generate, inputs + [colour, voice, end_with_song], [lyric, song, status, kept],
+                           api_name="generate", api_visibility="public",
+                           concurrency_limit=2 * (BATCH + WAITING),  # the engine, not gradio's queue, decides who waits
+                           preprocess=False)  # parse_request checks the raw values: API callers skip the sliders' limits
+    sung.success(keep, kept, [share, download], api_visibility="private", show_progress="hidden")
+    checked.success(generate_bigram, inputs + [compare, voice, end_with_song], bigram_song, api_visibility="private",
+                    preprocess=False, concurrency_limit=2 * (BATCH + WAITING))
+    demo.load(open_link, None, inputs + [voice, end_with_song, opened], api_visibility="private",
+              show_progress="hidden")
+    compare.change(lambda on, name: (gr.Column(visible=on), find_voice(VOICES, name).baseline().note if on else ""),
+                   [compare, voice], [bigram_column, bigram_label], api_visibility="private")
+    voice.change(show_voice, [voice, compare], [model_status, gpt_label, bigram_label, examples, top_k],
+                 api_visibility="private")
+    examples.click(lambda i, name: find_voice(VOICES, name).examples[i], [examples, voice], seed_line,
+                   api_visibility="private")
     gr.api(alternatives, api_name="alternatives")
     gr.api(attention, api_name="attention")
+    gr.on([seed_line.change, voice.change], seed_notice_text, [seed_line, voice], seed_notice, queue=False,
+          show_progress="hidden", api_visibility="private")
     stop_btn.click(stop, None, None, queue=False, api_visibility="private")
-    copy_btn.click(None, None, None, js=COPY_JS, api_visibility="private")
     colour.change(None, colour, None, js=PLAIN_JS, api_visibility="private")
 
 

@@ -1,7 +1,8 @@
 """Train LyricGPT on a lyrics text and write a model folder that the app can serve.
 
     python train.py --data my_lyrics.txt --out runs/mine --preset tiny --max-minutes 2
-    python train.py --data assets/lyrics.txt --out runs/mine    # the bundled model's recipe: an hour
+    python train.py --data assets/lyrics.txt --out runs/mine    # the bundled model's recipe: 6,301 steps
+    python train.py --data my_songs.txt --init-from assets/model --out runs/mine   # fine-tune, a few minutes
     torchrun --nproc_per_node 2 train.py --data my_lyrics/ --out runs/ddp
     python train.py --out runs/mine --resume                     # the data and settings come from the checkpoint
 """
@@ -15,7 +16,11 @@ from pathlib import Path
 
 from lyricgpt.checkpoint import CheckpointError, load_checkpoint
 from lyricgpt.data import CorpusError
-from lyricgpt.hub import HubError, check_can_push, push
+from lyricgpt.finetune import RECIPE as FINETUNE_RECIPE
+from lyricgpt.finetune import base_corpus, load_base, take_shape
+from lyricgpt.export import EXPORT_FILES, ExportError, check_can_export, export, transformers_repo
+from lyricgpt.hub import MODEL_FILES, HubError, check_can_push, push
+from lyricgpt.lm import load_model
 from lyricgpt.runtime import setup_runtime
 from lyricgpt.train_config import PRESETS, TrainConfig, TrainingError, resumed_config
 from lyricgpt.training import Trainer
@@ -44,6 +49,11 @@ HELP = {
     "seed": "random seed (weights, data order, dropout)", "device": "auto, cpu, cuda or mps",
     "dtype": "auto, bfloat16 or float32 (autocast precision)", "compile": "torch.compile: auto (CUDA only), on, off",
     "sample_chars": "length of the sample in the model card",
+    "init_from": "fine-tune: start from this model folder or Hub repo id (its shape, weights and vocabulary) "
+                 "with the fine-tuning recipe, instead of training from nothing",
+    "replay": "share of each batch drawn from the base model's corpus, against forgetting",
+    "replay_data": "the base model's corpus, for --replay (default with --init-from: the corpus its model card names)",
+    "patience": "stop after this many evaluations without a better validation score (0: never)",
 }
 
 
@@ -52,12 +62,14 @@ def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
         usage="%(prog)s --data TEXT [--out OUT] [--preset NAME] [options]\n"
+              "       %(prog)s --data SONGS --init-from MODEL [--out OUT] [options]\n"
               "       %(prog)s --out OUT --resume [options]")
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="bundled",
-                        help="starting values for every setting below (default: bundled, the bundled model's recipe)")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                        help="starting values for every setting below (default: bundled, the bundled model's "
+                             "recipe; with --init-from, the fine-tuning recipe)")
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
-        kind = {"int | None": int, "float | None": float}.get(str(f.type), f.type)
+        kind = {"int | None": int, "float | None": float, "str | None": str}.get(str(f.type), f.type)
         kind = {"int": int, "float": float, "str": str, "bool": _bool}.get(kind, kind)
         default = "required, unless --resume" if f.name == "data" else _default_of(f.name)
         parser.add_argument(flag, type=kind, default=None, help=f"{HELP[f.name]} ({default})")
@@ -65,7 +77,8 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--stop-at-step", type=int, default=None,
                         help="save a checkpoint and stop after this step, as if interrupted; --resume continues")
     parser.add_argument("--push-to-hub", metavar="USER/REPO", default=None,
-                        help="upload the model folder to this Hub repo when training ends (token: HF_TOKEN or `hf auth login`)")
+                        help="upload the model folder to this Hub repo when training ends, and its transformers form "
+                             "to USER/REPO-transformers (token: HF_TOKEN or `hf auth login`)")
     parser.add_argument("--private", action="store_true", help="create the Hub repo as private")
     parser.add_argument("--push-timeout", type=float, default=600.0, metavar="SECONDS",
                         help="give up pushing after this many seconds; the model is kept (default: 600)")
@@ -83,7 +96,8 @@ def _default_of(name: str) -> str:
     default = getattr(TrainConfig, name)
     changed = [f"{preset}: {_show(values[name])}" for preset, values in sorted(PRESETS.items())
                if values.get(name, default) != default]
-    return f"default: {_show(default)}" + ("; --preset " + ", ".join(changed) if changed else "")
+    recipe = f"; --init-from: {_show(FINETUNE_RECIPE[name])}" if FINETUNE_RECIPE.get(name, default) != default else ""
+    return f"default: {_show(default)}" + ("; --preset " + ", ".join(changed) if changed else "") + recipe
 
 
 def _show(value) -> str:
@@ -104,12 +118,21 @@ def build_config(args: argparse.Namespace, state: dict | None = None) -> TrainCo
     given = {k: v for k, v in vars(args).items() if k in values and v is not None}
     if state is not None:
         return resumed_config(state, given)
-    values.update(PRESETS[args.preset])
+    if args.init_from:
+        if args.preset:
+            raise TrainingError("--preset and --init-from do not go together: fine-tuning takes its shape from "
+                                "the base model and its recipe from the fine-tuning recipe (override single settings instead)")
+        base = load_base(args.init_from)
+        values.update(FINETUNE_RECIPE)
+        take_shape(values, given, base)
+        values["replay_data"] = base_corpus(base)
+    else:
+        values.update(PRESETS[args.preset or "bundled"])
     values.update(given)
     for key in ("max_steps", "max_minutes"):
         values[key] = values[key] or None  # 0 turns that budget off
-    if values["max_minutes"] is not None and args.max_steps is None:
-        values["max_steps"] = None  # a time budget alone plans the schedule
+    if args.max_minutes and args.max_steps is None:
+        values["max_steps"] = None  # a time budget given alone plans the schedule
     return TrainConfig(**values)
 
 
@@ -122,11 +145,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         state = load_checkpoint(Path(args.out or TrainConfig.out) / "ckpt_last.pt") if args.resume else None
         cfg = build_config(args, state)
-        if args.push_to_hub:
-            check_can_push(args.push_to_hub)  # fail before training, not after an hour of it
+        if args.push_to_hub:  # fail before training, not after an hour of it
+            check_can_push(args.push_to_hub)
+            if cfg.model == "gpt":
+                check_can_push(transformers_repo(args.push_to_hub))
+                check_can_export()
         trainer = Trainer(cfg, setup_runtime(cfg), state=state, stop_at_step=args.stop_at_step)
         folder = trainer.run()
-    except (TrainingError, CorpusError, CheckpointError, HubError, OSError) as e:  # OSError: disk full, no permission
+    except (TrainingError, CorpusError, CheckpointError, HubError, ExportError,
+            OSError) as e:  # OSError: disk full, no permission
         print(f"error: {e}", file=sys.stderr)
         return 2
     finally:
@@ -134,11 +161,28 @@ def main(argv: list[str] | None = None) -> int:
     if folder is None:
         return 130 if trainer.interrupted else 0
     if args.push_to_hub:
+        return push_model(folder, args, with_export=cfg.model == "gpt")
+    return 0
+
+
+def push_model(folder: Path, args: argparse.Namespace, with_export: bool) -> int:
+    """Push the model folder to USER/REPO and, with_export, its transformers form to USER/REPO-transformers."""
+    uploads = [(folder, args.push_to_hub, MODEL_FILES)]
+    if with_export:  # exported before anything is pushed, so that either push can be retried alone
+        repo = transformers_repo(args.push_to_hub)
         try:
-            url = push(folder, args.push_to_hub, private=args.private, timeout=args.push_timeout)
+            exported = export(load_model(folder), folder.parent / "transformers", load_as=repo)
+            uploads.append((exported, repo, EXPORT_FILES))
+        except (ValueError, OSError) as e:  # ExportError, or a model folder that cannot be read back
+            print(f"error: exporting for transformers: {e}\nThe model is kept in {folder}; nothing was pushed",
+                  file=sys.stderr)
+            return 3
+    for local, repo, files in uploads:
+        try:
+            url = push(local, repo, private=args.private, timeout=args.push_timeout, files=files)
         except HubError as e:
-            print(f"error: {e}\nThe model is kept in {folder}; push it later with: "
-                  f"hf upload {args.push_to_hub} {folder} .", file=sys.stderr)
+            print(f"error: {e}\nThe model is kept in {local}; push it later with: hf upload {repo} {local} .",
+                  file=sys.stderr)
             return 3
         print(f"pushed to {url}")
     return 0

@@ -1,12 +1,17 @@
-// The lyrics panel's "look inside" view (run by gradio as the panel's js_on_load, with
-// `element`, `server` and `watch` given). Hover or tap a character: the model's five likeliest
-// characters there. Select it: shading over the window it read, by attention, per layer and head.
-// The page fills in VOCAB, LAYERS and HEADS before this runs.
+// The lyrics panel (run by gradio as the panel's js_on_load, with `element`, `props`, `server` and
+// `watch` given). Each update of the song carries only its new characters; the panel's template
+// never shows the value, so gradio leaves the panel alone and this script appends them: the work
+// per update stays the same however long the song gets. Hover or tap a character: the model's
+// five likeliest characters there. Select it: shading over the window it read, by attention, per
+// layer and head. The page fills in VOICES (each voice's vocabulary, layers and heads) before this
+// runs; the panel's `voice` prop names the voice of the song on show.
 const shown = (c) => (c === " " ? "\u2423" : c === "\n" ? "\u21b5" : c);
 const escape = (c) => c.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 const percent = (permille) => (permille / 10).toFixed(1) + "%";
-const chars = () => [...element.querySelectorAll(".song span")];
 const generated = (target) => target.closest && target.closest(".song span[data-top]");
+const song = element.querySelector(".song");
+const legendBox = element.querySelector(".legend");
+const voice = () => VOICES[props.voice] || Object.values(VOICES)[0];
 
 const tip = document.createElement("div");
 tip.className = "alt-tip";
@@ -17,17 +22,45 @@ document.body.appendChild(tip);
 const bar = document.createElement("div");
 bar.className = "inspect-bar";
 bar.id = "inspect-bar";
+bar.hidden = true; // until there is a song to copy or look inside
 const options = (n, all, name) =>
   `<option value="all">${all}</option>` + [...Array(n).keys()].map((i) => `<option value="${i}">${name} ${i + 1}</option>`).join("");
-bar.innerHTML = `<span class="inspect-hint">Select a character to see what it attended to.</span>
-  <label>Layer <select id="attention-layer">${options(LAYERS, "all layers", "layer")}</select></label>
-  <label>Head <select id="attention-head">${options(HEADS, "all heads, averaged", "head")}</select></label>`;
+bar.innerHTML = `<button type="button" id="copy" class="copy-song">Copy</button>
+  <span class="inspect-hint">Select a character to shade what it attended to (the darkest: the most, in its window).</span>
+  <label>Layer <select id="attention-layer"></select></label>
+  <label>Head <select id="attention-head"></select></label>`;
 // Above the panel's scroll box, so that it stays in view while the song scrolls.
 (element.closest(".html-container") || element).before(bar);
 const layerChoice = bar.querySelector("#attention-layer");
 const headChoice = bar.querySelector("#attention-head");
+const copyButton = bar.querySelector("#copy");
+let menusFor = null;
+function fillMenus() { // for the voice of the song on show
+  if (menusFor === voice()) return;
+  menusFor = voice();
+  layerChoice.innerHTML = options(voice().layers, "all layers", "layer");
+  headChoice.innerHTML = options(voice().heads, "all heads, averaged", "head");
+}
+
+copyButton.addEventListener("click", async () => {
+  let copied = false;
+  try {
+    await navigator.clipboard.writeText(song.textContent); // innerText would add a break per line block
+    copied = true;
+  } catch (e) {
+    // No clipboard API on a page served over plain http from another machine: copy the selection.
+    const range = document.createRange();
+    range.selectNodeContents(song);
+    getSelection().removeAllRanges();
+    getSelection().addRange(range);
+    copied = document.execCommand("copy");
+  }
+  copyButton.textContent = copied ? "Copied" : "Select the song and copy it";
+  setTimeout(() => (copyButton.textContent = "Copy"), 1500);
+});
 
 function explain(span) {
+  const VOCAB = voice().vocab;
   const drawn = span.textContent;
   const top = span.dataset.top.split(",").map((pair) => pair.split(" ").map(Number));
   const modelPercent = Number(span.dataset.prob) / 10;
@@ -49,18 +82,21 @@ function showTip(span) {
   const box = span.getBoundingClientRect();
   const width = Math.min(280, window.innerWidth - 16);
   tip.style.left = Math.max(8, Math.min(box.left, window.innerWidth - width - 8)) + "px";
-  tip.style.top = box.bottom + 6 + "px";
+  const below = box.bottom + 6, height = tip.offsetHeight; // above the character where there is no room below
+  tip.style.top = (below + height <= window.innerHeight ? below : Math.max(8, box.top - 6 - height)) + "px";
 }
 
 let selected = null; // index of the selected character among the panel's spans
 let attention = null; // {chars, weights[layer][head][position]} for it
+let shaded = []; // the spans shaded now
 
 function shade() {
-  const all = chars();
-  for (const s of all) {
+  for (const s of shaded) {
     s.classList.remove("attended", "selected");
     s.style.removeProperty("--attention");
   }
+  shaded = [];
+  const all = [...song.querySelectorAll("span")];
   if (selected === null || !attention || selected >= all.length) return;
   const layers = layerChoice.value === "all" ? attention.weights : [attention.weights[Number(layerChoice.value)]];
   const heads = (layer) => (headChoice.value === "all" ? layer : [layer[Number(headChoice.value)]]);
@@ -73,55 +109,142 @@ function shade() {
       rows += 1;
     }
   }
+  // Scaled to the window's strongest weight, through a square root: a head that gives half its
+  // attention to one character would otherwise leave the rest too faint to see.
   const top = Math.max(...mean) || 1;
   const start = selected - n;
   mean.forEach((w, i) => {
     const s = all[start + i];
     if (!s) return;
     s.classList.add("attended");
-    s.style.setProperty("--attention", (w / top).toFixed(3));
+    s.style.setProperty("--attention", Math.sqrt(w / top).toFixed(3));
     s.dataset.attention = (w / rows).toFixed(4);
+    shaded.push(s);
   });
   all[selected].classList.add("selected");
+  shaded.push(all[selected]);
 }
 
 async function select(span) {
-  const all = chars();
+  const all = [...song.querySelectorAll("span")];
   const i = all.indexOf(span);
   const read = Number(span.dataset.window); // how many characters the model read to choose it
   const before = all.slice(0, i).map((s) => s.textContent).join("");
   selected = i;
-  const view = await server.attention_at(before, read);
+  const view = await server.attention_at(before, read, props.voice);
   if (selected === i && view) {
     attention = view; // the reply for the character still selected, not an earlier click's
     shade();
   }
 }
 
-element.addEventListener("mouseover", (e) => {
+// Hover is for a mouse only: a touch screen also sends mouse events around a tap, and the last of
+// them hid the tip at once. A tap (a click) shows the tip until the next tap elsewhere.
+song.addEventListener("pointerover", (e) => {
   const span = generated(e.target);
-  if (span) showTip(span);
+  if (span && e.pointerType === "mouse") showTip(span);
 });
-element.addEventListener("mouseout", (e) => {
-  if (generated(e.target)) tip.hidden = true;
+song.addEventListener("pointerout", (e) => {
+  if (generated(e.target) && e.pointerType === "mouse") tip.hidden = true;
 });
-element.addEventListener("click", (e) => {
+song.addEventListener("click", (e) => {
   const span = generated(e.target);
   if (!span) return;
   showTip(span);
   select(span);
 });
+document.addEventListener("click", (e) => {
+  if (!generated(e.target)) tip.hidden = true;
+});
 layerChoice.addEventListener("change", shade);
 headChoice.addEventListener("change", shade);
-let written = 0; // generated characters in the panel at the last update
+
+// What the person saw: characters shown since Generate was clicked, put into the status line next
+// to the server's own figure when the two differ.
+let clickedAt = null;
+let seedChars = 0; // characters of the first line in the panel
+document.addEventListener("click", (e) => {
+  if (e.target.closest && e.target.closest("#generate")) clickedAt = performance.now();
+}, true);
+
+function pageRate(statusText) {
+  const match = statusText.match(/^(\d+) of \d+ characters at ([\d,]+) chars\/s/);
+  if (!match || clickedAt === null) return null;
+  const seconds = (performance.now() - clickedAt) / 1000;
+  return seconds >= 0.5 ? { onPage: shownChars / seconds, server: Number(match[2].replace(/,/g, "")) } : null;
+}
+
+let statusWatcher = null;
+function patchStatus() {
+  const box = document.getElementById("song-status");
+  if (!box) return;
+  const walker = document.createTreeWalker(box, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const rate = pageRate(node.textContent);
+    if (!rate) continue;
+    const seen = Math.round(rate.onPage).toLocaleString("en");
+    const said = Math.abs(rate.onPage - rate.server) <= 0.15 * rate.server
+      ? `at ${seen} chars/s`
+      : `at ${seen} chars/s on this page (the model wrote ${Math.round(rate.server).toLocaleString("en")} chars/s)`;
+    statusWatcher.disconnect(); // this change must not call us again
+    node.textContent = node.textContent.replace(/at [\d,]+ chars\/s/, said);
+    break;
+  }
+  statusWatcher.observe(box, { childList: true, subtree: true, characterData: true });
+}
+
+// The song goes into the panel a line to a block: a character added to the last line then costs the
+// browser the layout of that line alone, not of the whole song.
+let line = null; // the block the next character goes into
+function newLine() {
+  line = document.createElement("div");
+  line.className = "line";
+  song.append(line);
+}
+function appendLines(part) {
+  for (const node of [...part.childNodes]) {
+    const pieces = node.nodeType === Node.TEXT_NODE ? node.data.split(/(?<=\n)/) : [node]; // plain text: split it
+    for (const piece of pieces) {
+      line.append(piece);
+      if ((typeof piece === "string" ? piece : piece.textContent).endsWith("\n")) newLine();
+    }
+  }
+}
+
+// Each update's value is the HTML of its new characters after a mark of how many came before them:
+// <!--0--> starts a new song. A part that does not follow on from what is shown (gradio showing
+// only the last of several updates that came at once) is noted, so that tests can catch it.
+let shownChars = 0; // the song's characters in the panel, after its first line
+window.songGaps = 0;
 watch("value", () => {
-  // A new song starts with fewer generated characters than the last one had: forget the selection.
-  const now = element.querySelectorAll(".song span[data-top]").length;
-  if (now < written) {
+  const mark = /^<!--(\d+)-->/.exec(props.value || "");
+  if (!mark) return;
+  const before = Number(mark[1]);
+  const part = document.createElement("template");
+  part.innerHTML = props.value.slice(mark[0].length);
+  const chars = part.content.textContent.length;
+  if (before === 0) { // a new song: start the panel again, and forget the last song's selection
+    song.replaceChildren();
+    newLine();
+    appendLines(part.content);
+    seedChars = song.querySelectorAll(".seed").length;
+    shownChars = chars - seedChars;
     selected = null;
     attention = null;
+    shaded = [];
     tip.hidden = true;
+    fillMenus();
+  } else {
+    if (before !== shownChars) window.songGaps += 1;
+    appendLines(part.content);
+    shownChars = before + chars;
   }
-  written = now;
-  shade();
+  bar.hidden = legendBox.hidden = false;
+  if (!statusWatcher && document.getElementById("song-status")) {
+    statusWatcher = new MutationObserver(patchStatus);
+    patchStatus();
+  }
 });
+legendBox.hidden = true;
+fillMenus();
+watch("voice", fillMenus); // it may come just after the song's first characters

@@ -28,14 +28,18 @@ from lyricgpt.runtime import bf16_is_fast, setup_runtime  # noqa: E402
 from lyricgpt.training import Trainer  # noqa: E402
 
 
-def matmul_flops(dtype: torch.dtype, n: int = 2048, repeats: int = 10) -> float:
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+def matmul_flops(dtype: torch.dtype, device: torch.device, n: int = 2048, repeats: int = 10) -> float:
+    """Dense matmul FLOP/s on the device the run trains on."""
+    a, b = torch.randn(n, n, dtype=dtype, device=device), torch.randn(n, n, dtype=dtype, device=device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else lambda: None  # CUDA returns before it is done
     for _ in range(3):
         a @ b
     times = []
     for _ in range(repeats):
+        sync()
         t = time.perf_counter()
         a @ b
+        sync()
         times.append(time.perf_counter() - t)
     return 2 * n ** 3 / statistics.median(times)
 
@@ -84,9 +88,10 @@ def main(argv: list[str] | None = None) -> None:
     step_s = statistics.median(times)
     tok_s = tokens_per_step / step_s
     fpt = flops_per_token(model, cfg.context_length)
-    peaks = {torch.float32: matmul_flops(torch.float32)}
-    if bf16_is_fast(torch.device("cpu")):
-        peaks[torch.bfloat16] = matmul_flops(torch.bfloat16)
+    device = trainer.rt.device
+    peaks = {torch.float32: matmul_flops(torch.float32, device)}
+    if bf16_is_fast(device):
+        peaks[torch.bfloat16] = matmul_flops(torch.bfloat16, device)
     run_dtype = trainer.rt.autocast_dtype or torch.float32
     print(f"config: {cfg.n_layer} layers x {cfg.n_embd} wide, {cfg.n_head} heads, context {cfg.context_length}, "
           f"batch {cfg.batch_size}x{cfg.grad_accum}, {setting}")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .sampler import SamplingSettings, Step, describe, draw, make_rng, refill_length
+from .sampler import SamplingSettings, SongEnd, Step, describe, draw, make_rng, refill_length
 
 
 def check_song(prompt: list[int], max_new_tokens: int) -> None:
@@ -39,6 +39,9 @@ class Song:
     produced: int = 0
     error: Exception | None = None  # why the song left early, if it did
     tag: object = field(default=None)  # the caller's handle for it
+    end: SongEnd | None = None
+    ended: bool = False  # the model wrote the song's end
+    banned: int | None = None  # the token its next draw must not take (SongEnd.banned)
 
     @property
     def next_input(self) -> int:
@@ -46,7 +49,7 @@ class Song:
 
     @property
     def finished(self) -> bool:
-        return self.produced >= self.max_new_tokens or self.error is not None
+        return self.produced >= self.max_new_tokens or self.ended or self.error is not None
 
 
 class BatchSampler:
@@ -65,14 +68,16 @@ class BatchSampler:
 
     @torch.inference_mode()
     def add(self, prompt: list[int], max_new_tokens: int, settings: SamplingSettings,
-            seed: int | None = None, tag: object = None) -> Song:
-        """Prefill a new song's prompt into a free row; it samples from the next ``step()``."""
+            seed: int | None = None, tag: object = None, end: SongEnd | None = None) -> Song:
+        """Prefill a new song's prompt into a free row; it samples from the next ``step()``, and
+        leaves at ``max_new_tokens`` or, given ``end``, where the model ends it."""
         if len(self.songs) == self.capacity:
             raise RuntimeError("the batch is full")
         check_song(prompt, max_new_tokens)
         if not all(0 <= t < self.model.config.vocab_size for t in prompt):
             raise ValueError("the prompt holds a token outside the vocabulary")
-        song = Song(max_new_tokens, settings, make_rng(seed), list(prompt[-self.context:]), tag=tag)
+        song = Song(max_new_tokens, settings, make_rng(seed), list(prompt[-self.context:]), tag=tag, end=end)
+        song.banned = end.banned(song.recent, 0) if end else None
         self._fill_row(len(self.songs), song)
         self.songs.append(song)
         return song
@@ -110,12 +115,16 @@ class BatchSampler:
         if len(rows) < n:
             logits = logits[rows]
         settings = [self.songs[i].settings for i in rows]
-        steps = describe(logits, draw(logits, settings, uniforms), [windows[i] for i in rows]) if rows else []
+        banned = [self.songs[i].banned for i in rows]
+        steps = describe(logits, draw(logits, settings, uniforms, banned), [windows[i] for i in rows]) if rows else []
         results = []
         for i, step in zip(rows, steps):
             song = self.songs[i]
             song.produced += 1
             song.recent.append(step.token)
+            if song.end:  # before the re-fill below can shorten ``recent``
+                song.ended = song.end.reached(song.recent)
+                song.banned = song.end.banned(song.recent, song.produced)
             del song.recent[:-self.context]
             results.append((song, step))
         for song in [s for s in self.songs if s.finished]:

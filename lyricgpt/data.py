@@ -76,6 +76,29 @@ def train_val_split(text: str, min_chars: int = 0, salt: str = "") -> tuple[str,
     return train, val
 
 
+def songbook_split(text: str, min_chars: int = 0, val_share: float = 0.1) -> tuple[str, str]:
+    """Split a small songbook by whole songs: one song in ten for validation, and never none.
+
+    A fine-tuning run keeps the checkpoint that does best on these songs, so they must be songs it
+    never trained on, not the end of one it did. Which songs is chosen by checksum, as in
+    ``train_val_split``, so the same songbook splits the same way every time.
+    """
+    songs = split_songs(text)
+    if len(songs) < 2:
+        raise CorpusError(f"the songbook holds {len(songs)} song{'s' * (len(songs) != 1)}; fine-tuning needs at "
+                          "least 2, separated by two blank lines: it learns from some and keeps at least one "
+                          "whole song aside, to check that it learns the voice rather than the words")
+    n_val = max(1, round(len(songs) * val_share))
+    by_checksum = sorted(range(len(songs)), key=lambda i: zlib.crc32(songs[i].encode("utf-8")))
+    is_val = set(by_checksum[:n_val])
+    train = SONG_BREAK.join(s for i, s in enumerate(songs) if i not in is_val)
+    val = SONG_BREAK.join(s for i, s in enumerate(songs) if i in is_val)
+    if len(train) < min_chars:
+        raise CorpusError(f"the songbook is too short: its training songs hold {len(train)} characters, and one "
+                          f"training window needs {min_chars}; add songs")
+    return train, val
+
+
 def random_windows(data: torch.Tensor, context_length: int, n_rows: int,
                    generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """``n_rows`` random windows of the text and, for each, the same window shifted by one."""

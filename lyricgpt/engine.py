@@ -32,7 +32,7 @@ from typing import Callable, Iterator
 import torch
 
 from .batching import BatchSampler, check_song
-from .sampler import SamplingSettings, Step
+from .sampler import SamplingSettings, SongEnd, Step
 
 log = logging.getLogger(__name__)
 
@@ -150,8 +150,9 @@ class Engine:
         return self._waiting
 
     def submit(self, prompt: list[int], max_new_tokens: int, settings: SamplingSettings,
-               seed: int | None = None) -> SongStream:
-        """Queue a song; raise EngineBusy when the batch and the line are both full."""
+               seed: int | None = None, end: SongEnd | None = None) -> SongStream:
+        """Queue a song; raise EngineBusy when the batch and the line are both full. Given ``end``,
+        the song also ends (and frees its place) where the model ends it."""
         check_song(prompt, max_new_tokens)  # here, so the caller hears of it at once
         song_id = next(self._ids)
         stream = SongStream(lambda: self._send(("cancel", song_id)))
@@ -165,7 +166,7 @@ class Engine:
             if active >= self.capacity + self.max_waiting:
                 raise EngineBusy(f"all {self.capacity} places are singing and {self.max_waiting} more are waiting")
             try:
-                self._conn.send(("add", song_id, list(prompt), max_new_tokens, settings, seed))
+                self._conn.send(("add", song_id, list(prompt), max_new_tokens, settings, seed, end))
             except OSError:
                 raise EngineError("the engine stopped") from None
             self._streams[song_id] = stream
@@ -254,7 +255,7 @@ def serve(conn: Connection) -> None:
 
 
 def _serve(conn: Connection, sampler: BatchSampler) -> None:
-    line: deque[tuple] = deque()  # songs waiting for a place: (id, prompt, max_new_tokens, settings, seed)
+    line: deque[tuple] = deque()  # songs waiting for a place: (id, prompt, max_new_tokens, settings, seed, end)
     while True:
         ended, failed = [], []
         # Messages first, so that a cancelled song leaves before the next step. With nothing to
@@ -273,9 +274,9 @@ def _serve(conn: Connection, sampler: BatchSampler) -> None:
             elif _drop(sampler, line, message[1]):  # cancel
                 ended.append(message[1])
         while line and len(sampler.songs) < sampler.capacity:
-            song_id, prompt, max_new_tokens, settings, seed = line.popleft()
+            song_id, prompt, max_new_tokens, settings, seed, end = line.popleft()
             try:
-                sampler.add(prompt, max_new_tokens, settings, seed, tag=song_id)
+                sampler.add(prompt, max_new_tokens, settings, seed, tag=song_id, end=end)
             except Exception as e:  # noqa: BLE001 - a song that cannot start fails alone
                 failed.append((song_id, f"the song could not start: {e}"))
         songs = list(sampler.songs)

@@ -19,7 +19,7 @@ from huggingface_hub.errors import (HfHubHTTPError, HFValidationError, LocalEntr
                                     RepositoryNotFoundError, RevisionNotFoundError)
 from huggingface_hub.utils import validate_repo_id
 
-MODEL_FILES = ["config.json", "model.safetensors", "tokenizer.json", "README.md", "*.png"]
+MODEL_FILES = ["config.json", "model.safetensors", "tokenizer.json", "README.md", "*.png", "examples.txt"]
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -60,14 +60,16 @@ def download(repo_id: str, revision: str | None = None, timeout: float = 10.0) -
         return folder
 
 
-def push(folder: str | Path, repo_id: str, private: bool = False, timeout: float = 600.0) -> str:
-    """Upload a model folder's files to ``repo_id`` (created if needed); return the commit's URL."""
+def push(folder: str | Path, repo_id: str, private: bool = False, timeout: float = 600.0,
+         files: list[str] = MODEL_FILES) -> str:
+    """Upload a model folder's ``files`` (names or patterns) to ``repo_id`` (created if needed);
+    return the commit's URL."""
     check_can_push(repo_id)
 
     def upload() -> str:
         api = HfApi()
         api.create_repo(repo_id, private=private, exist_ok=True)
-        return api.upload_folder(folder_path=str(folder), repo_id=repo_id, allow_patterns=MODEL_FILES,
+        return api.upload_folder(folder_path=str(folder), repo_id=repo_id, allow_patterns=files,
                                  commit_message="Upload LyricGPT model").commit_url
 
     return _bounded(upload, timeout, f"pushing to {repo_id}")

@@ -13,7 +13,8 @@ import torch
 
 from .hub import download, looks_like_repo_id
 from .model import ACTIVATIONS, CONFIGS, BigramConfig, GPTConfig, build_model
-from .sampler import generate
+from .data import SONG_BREAK
+from .sampler import MIN_SONG_CHARS, SongEnd, generate
 from .tokenizer import CharTokenizer, Encoding
 from .weights import CONFIG_NAME, WEIGHTS_NAME, load_weights
 
@@ -32,7 +33,7 @@ class LyricModel:
     """A model, its tokenizer, and where they came from."""
 
     def __init__(self, model: torch.nn.Module, tokenizer: CharTokenizer, source: str = "",
-                 val_bits_per_char: float | None = None):
+                 val_bits_per_char: float | None = None, folder: Path | None = None):
         if model.config.vocab_size != tokenizer.vocab_size:
             raise ModelError(f"the model has {model.config.vocab_size} tokens but the tokenizer has "
                              f"{tokenizer.vocab_size}")
@@ -40,6 +41,7 @@ class LyricModel:
         self.tokenizer = tokenizer
         self.source = source
         self.val_bits_per_char = val_bits_per_char  # as its model card reports it, if it has one
+        self.folder = folder  # where load_model found its files (a Hub model: in the local cache)
 
     @property
     def context_length(self) -> int:
@@ -54,17 +56,27 @@ class LyricModel:
 
     def stream_with_probs(self, seed_text: str, max_new_chars: int = 500, temperature: float = 1.0,
                           top_k: int | None = None, top_p: float | None = None,
-                          seed: int | None = None) -> Iterator[tuple[str, float]]:
+                          seed: int | None = None, end_with_song: bool = False) -> Iterator[tuple[str, float]]:
         """Yield each new character with the probability the model gave it."""
         prompt = self.read_prompt(seed_text).ids or self.start_ids()
-        for step in generate(self.model, prompt, max_new_chars, temperature, top_k, top_p, seed):
+        end = self.song_end() if end_with_song else None
+        for step in generate(self.model, prompt, max_new_chars, temperature, top_k, top_p, seed, end=end):
             yield self.tokenizer.chars[step.token], step.prob
 
     def stream(self, seed_text: str, max_new_chars: int = 500, temperature: float = 1.0,
-               top_k: int | None = None, top_p: float | None = None, seed: int | None = None) -> Iterator[str]:
-        """Yield exactly ``max_new_chars`` new characters, one at a time."""
-        for char, _ in self.stream_with_probs(seed_text, max_new_chars, temperature, top_k, top_p, seed):
+               top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
+               end_with_song: bool = False) -> Iterator[str]:
+        """Yield ``max_new_chars`` new characters, one at a time; with ``end_with_song``, fewer when
+        the model ends the song first (its last characters are then the song's end, ``SONG_BREAK``)."""
+        for char, _ in self.stream_with_probs(seed_text, max_new_chars, temperature, top_k, top_p, seed,
+                                              end_with_song):
             yield char
+
+    def song_end(self, min_new_chars: int = MIN_SONG_CHARS) -> SongEnd | None:
+        """Where this model's songs end: two blank lines, as between the songs of its corpus
+        (None for a vocabulary without line breaks)."""
+        marker = self.tokenizer.encode(SONG_BREAK)
+        return SongEnd(tuple(marker), min_new_chars) if len(marker) == len(SONG_BREAK) else None
 
     def start_ids(self) -> list[int]:
         """What the model reads when given no seed text: a line break, as every song starts after one."""
@@ -95,7 +107,8 @@ def load_model(source: str | Path, revision: str | None = None, timeout: float =
     tokenizer = CharTokenizer.load(folder / TOKENIZER_NAME)
     model = build_model(config)
     load_weights(model, folder / WEIGHTS_NAME)
-    return LyricModel(model.to(device), tokenizer, source=str(source), val_bits_per_char=card_bits_per_char(folder))
+    return LyricModel(model.to(device), tokenizer, source=str(source), val_bits_per_char=card_bits_per_char(folder),
+                      folder=folder)
 
 
 def card_bits_per_char(folder: Path) -> float | None:

@@ -48,12 +48,12 @@ pipeline_tag: text-generation
 val_bits_per_char: {info['val_bits_per_char']:.4f}
 ---
 
-# LyricGPT: {cfg['model']} model trained on `{Path(data['path']).name}`
+# LyricGPT: {cfg['model']} model {_made_how(info)} `{Path(data['path']).name}`
 
 A character-level {'GPT-2' if cfg['model'] == 'gpt' else 'bigram baseline'} model made with
 LyricGPT's `train.py`. Load it with `lyricgpt.load_model("<this folder or repo>")`.
 
-## Result
+{_finetuning_section(info)}## Result
 
 - Validation: **{info['val_bits_per_char']:.4f} bits per character** on songs held out from training,
   by the best checkpoint, from step {info['best_step']:,}
@@ -86,6 +86,43 @@ Temperature {info['sampling']['temperature']:g}, top-p {f"{top_p:g}" if top_p < 
 
 {samples}"""
     path.write_text(card, encoding="utf-8")
+
+
+def _made_how(info: dict) -> str:
+    base = (info.get("finetune") or {}).get("base")
+    return f"fine-tuned from `{base}` on" if base else "trained on"
+
+
+def _finetuning_section(info: dict) -> str:
+    """Before and after: the songbook's validation songs, the base model's corpus, and the same samples."""
+    ft = info.get("finetune")
+    if not ft:
+        return ""
+    songbook = info["data"]["path"]
+    verdict = ("**Fine-tuning never beat the base model on the songbook's validation songs, so this is the base "
+               "model, unchanged.**" if ft["kept_base"] else
+               f"The best checkpoint came at step {info['best_step']:,}, chosen on the songbook's validation songs.")
+    rows = [f"| the songbook's validation songs ({info['data']['val_songs']} songs of `{songbook}`) | "
+            f"{ft['val_before']:.4f} | {ft['val_after']:.4f} |"]
+    if "corpus" in ft:
+        rows.append(f"| the base model's validation songs (the first {ft['corpus_chars']:,} characters of "
+                    f"those of `{ft['corpus']}`): what it forgot | "
+                    f"{ft['corpus_before']:.4f} | {ft['corpus_after']:.4f} |")
+    new = (f"\nCharacters the base model never saw, given new rows in the embedding (and so the tied output "
+           f"head), started as the mean of the old rows: `{''.join(ft['new_chars'])!r}`.\n" if ft["new_chars"] else "")
+    before = "\n".join(_sample_block(seed, text) for seed, text in ft["samples_before"].items())
+    return f"""## Fine-tuning
+
+Base model: `{ft['base']}`. Songbook: `{songbook}`. {verdict}
+
+| bits per character on | before (the base model) | after (this model) |
+|---|---:|---:|
+{chr(10).join(rows)}
+{new}
+Samples from the base model, with the same first lines, seed and settings as this model's samples below:
+
+{before}
+"""
 
 
 def _sample_block(seed_line: str, text: str) -> str:

@@ -21,6 +21,12 @@ TOP_N = 5  # alternatives kept per step, for the page's "what the model weighed"
 # the bundled model's samples (docs/training-recipe.md).
 DEFAULT_TEMPERATURE = 0.7
 DEFAULT_TOP_P = 1.0  # off
+# Before this many new characters a song's end is not drawn (SongEnd). At the page's defaults 7 of
+# the bundled model's 30 songs ended within 100 characters (0 to 93: a line or two, not a song); the
+# corpus's shortest 5% of songs are under 138. With 150, 28 of 30 end on their own, median 493
+# characters (the corpus's: 470); the ends the rule keeps off are mostly weak (median 19%), and
+# 200 leaves more songs unended (25 of 30) and longer (median 870). benchmarks/song_end.py.
+MIN_SONG_CHARS = 150
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,36 @@ class SamplingSettings:
             raise ValueError(f"top_k must be at least 1, got {self.top_k}")
         if self.top_p is not None and not 0.0 < self.top_p <= 1.0:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+
+
+@dataclass(frozen=True)
+class SongEnd:
+    """Where a song ends: when the model writes ``marker`` (as between the songs it learned from).
+
+    Before ``min_new_tokens`` new tokens the marker's last token is not drawn where it would end the
+    song, so a song that would end after a line or two goes on instead.
+    """
+
+    marker: tuple[int, ...]
+    min_new_tokens: int = 0
+
+    def __post_init__(self):
+        if not self.marker:
+            raise ValueError("a song's end needs at least one token")
+        if self.min_new_tokens < 0:
+            raise ValueError(f"min_new_tokens must be >= 0, got {self.min_new_tokens}")
+
+    def reached(self, recent: Sequence[int]) -> bool:
+        """Whether the tokens so far (prompt included) end with the marker."""
+        return tuple(recent[-len(self.marker):]) == self.marker
+
+    def banned(self, recent: Sequence[int], produced: int) -> int | None:
+        """The token that must not be drawn next, after ``produced`` new tokens: None, or the
+        marker's last token where it would end the song too early."""
+        head = self.marker[:-1]
+        if produced < self.min_new_tokens and tuple(recent[len(recent) - len(head):]) == head:
+            return self.marker[-1]
+        return None
 
 
 def filter_logits(logits: torch.Tensor, temperature: float, top_k: int | None = None,
@@ -76,10 +112,12 @@ def make_rng(seed: int | None) -> random.Random:
     return random.Random(seed)  # None: fresh entropy from the operating system
 
 
-def draw(logits: torch.Tensor, settings: Sequence[SamplingSettings], uniforms: Sequence[float]) -> list[tuple[int, float]]:
+def draw(logits: torch.Tensor, settings: Sequence[SamplingSettings], uniforms: Sequence[float],
+         banned: Sequence[int | None] | None = None) -> list[tuple[int, float]]:
     """The sampling rule, shared by every loop: each row's next token from its logits (rows,
     vocabulary), by that row's settings and its own uniform number in [0, 1); with the token's
     probability in the distribution it was drawn from (after temperature, top-k and top-p).
+    A row's ``banned`` token (``SongEnd.banned``), if any, is never drawn.
 
     The token is where the uniform number falls in the cumulative distribution. One number per
     row, from the row's own stream, is what keeps a song's text independent of the other rows.
@@ -87,6 +125,10 @@ def draw(logits: torch.Tensor, settings: Sequence[SamplingSettings], uniforms: S
     # On the CPU, where the tokens are going anyway; the running sum is in float64, where
     # u * total stays below the total for every u < 1, so no token of weight 0 can be drawn.
     logits = logits.float().cpu()
+    masked = [(row, token) for row, token in enumerate(banned or ()) if token is not None]
+    if masked:  # out of place: the caller's logits still say what the model itself weighed
+        rows, tokens = zip(*masked)
+        logits = logits.index_put((torch.tensor(rows), torch.tensor(tokens)), torch.tensor(-math.inf))
     rows_of: dict[SamplingSettings, list[int]] = {}
     for row, setting in enumerate(settings):
         rows_of.setdefault(setting, []).append(row)
@@ -120,9 +162,10 @@ def describe(logits: torch.Tensor, drawn: list[tuple[int, float]], windows: list
             in zip(drawn, picked, top.indices.tolist(), top.values.tolist(), windows)]
 
 
-def choose(logits: torch.Tensor, settings: SamplingSettings, rng: random.Random, window: int) -> Step:
+def choose(logits: torch.Tensor, settings: SamplingSettings, rng: random.Random, window: int,
+           banned: int | None = None) -> Step:
     """Draw the next token from one position's logits, and say what the model weighed."""
-    return describe(logits[None], draw(logits[None], [settings], [rng.random()]), [window])[0]
+    return describe(logits[None], draw(logits[None], [settings], [rng.random()], [banned]), [window])[0]
 
 
 def refill_length(context: int, refill_keep: int | None = None) -> int:
@@ -141,8 +184,9 @@ def refill_length(context: int, refill_keep: int | None = None) -> int:
 @torch.inference_mode()
 def generate(model: torch.nn.Module, prompt: list[int], max_new_tokens: int, temperature: float = 1.0,
              top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
-             refill_keep: int | None = None) -> Iterator[Step]:
-    """Yield ``max_new_tokens`` sampled tokens one at a time, as soon as each is sampled.
+             refill_keep: int | None = None, end: SongEnd | None = None) -> Iterator[Step]:
+    """Yield ``max_new_tokens`` sampled tokens one at a time, as soon as each is sampled; fewer if
+    ``end`` is given and the model ends the song first (its last token is the end's).
 
     ``prompt`` must hold at least one token; only its last context window is read.
     ``temperature=0`` is greedy decoding. ``refill_keep`` is how many recent tokens re-fill the
@@ -161,13 +205,15 @@ def generate(model: torch.nn.Module, prompt: list[int], max_new_tokens: int, tem
     cache = model.new_cache(1)
 
     logits, _ = model(torch.tensor([recent], device=device), cache=cache)
+    banned = end.banned(recent, 0) if end else None
     for i in range(max_new_tokens):
-        step = choose(logits[0, -1], settings, rng, window=cache.length)
+        step = choose(logits[0, -1], settings, rng, window=cache.length, banned=banned)
         yield step
-        if i + 1 == max_new_tokens:
+        recent.append(step.token)
+        if i + 1 == max_new_tokens or (end and end.reached(recent)):
             return
 
-        recent.append(step.token)
+        banned = end.banned(recent, i + 1) if end else None
         if cache.length == context:  # the position table ends here: re-fill from the recent window
             recent = recent[-keep:]
             cache.reset()

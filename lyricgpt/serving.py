@@ -7,20 +7,23 @@ without a browser and so that ``lyricgpt`` never needs gradio.
 from __future__ import annotations
 
 import html
+import json
 import logging
 import math
 import re
 import secrets
 import threading
 import time
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Mapping
 
 from .engine import Engine
 from .hub import looks_like_repo_id
 from .lm import LyricModel, load_model
-from .sampler import SamplingSettings, Step, generate
+from .numbers import spell_numbers
+from .sampler import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, SamplingSettings, Step, generate
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +37,7 @@ UPDATE_EVERY_S = 1 / 60     # no screen shows more frames than this; sending mor
 MAX_UPDATES_PER_S = 120
 STATUS_EVERY_S = 0.25      # the chars/s figure changes too fast to read when updated per character
 RANDOM_SEED_WORDS = {"", "random", "randomize", "randomise"}
+SWITCH_WORDS = {"true": True, "on": True, "yes": True, "1": True, "false": False, "off": False, "no": False, "0": False}
 # The page's starting length and example first lines (its temperature and top-p are
 # sampler.DEFAULT_TEMPERATURE and DEFAULT_TOP_P; benchmarks/voice.py samples with them all).
 DEFAULT_LENGTH = 400
@@ -59,10 +63,13 @@ PROB_CSS = """
 PAGE_CSS = """
 #song.plain .song span { background: none; }
 #song .song span[data-top] { cursor: pointer; }
-#song .song span.attended { background: rgba(37, 99, 235, calc(0.75 * var(--attention))) !important; }
+#song .song .line { content-visibility: auto; contain-intrinsic-size: auto 1.5em; }  /* lay out the lines in view */
+#song .song span.attended { background: rgba(37, 99, 235, calc(0.85 * var(--attention))) !important; }
 #song .song span.selected { outline: 2px solid #1d4ed8; border-radius: 2px; }
+.inspect-bar[hidden] { display: none; }
 .inspect-bar { display: flex; flex-wrap: wrap; gap: 0.3em 1em; align-items: center; font-size: 0.9em; margin: 0.3em 0; }
-.inspect-bar select { padding: 0.1em 0.3em; }
+.inspect-bar select { padding: 0.1em 2em 0.1em 0.4em; }  /* room for the menu's arrow */
+.inspect-bar .copy-song { border: 1px solid #999; border-radius: 4px; padding: 0.1em 0.8em; }
 .alt-tip { position: fixed; z-index: 1000; max-width: min(280px, calc(100vw - 16px)); background: #fff; color: #111;
            border: 1px solid #999; border-radius: 6px; padding: 0.4em 0.6em; font-size: 0.85em;
            box-shadow: 0 2px 8px rgba(0, 0, 0, 0.2); pointer-events: none; }
@@ -87,10 +94,12 @@ class Request:
     top_k: int | None
     top_p: float | None
     seed: int
+    end_with_song: bool = True  # the song ends where the model ends it, or at ``length``
 
 
 def parse_request(seed_line: object, temperature: object, length: object, top_k: object = 0,
-                  top_p: object = 1.0, seed: object = "", vocab_size: int = 10_000) -> Request:
+                  top_p: object = 1.0, seed: object = "", vocab_size: int = 10_000,
+                  end_with_song: object = True) -> Request:
     """Check every setting (API callers skip the sliders' limits); raise InputError saying what is wrong.
 
     ``top_k=0`` and ``top_p=1`` mean "off"; a blank seed (or "randomize") draws a fresh one.
@@ -106,7 +115,7 @@ def parse_request(seed_line: object, temperature: object, length: object, top_k:
     if top_p == 0.0:
         raise InputError("top-p must be above 0 (1 turns it off)")
     return Request(seed_line, length, temperature, top_k or None, None if top_p == 1.0 else top_p,
-                   _seed(seed))
+                   _seed(seed), _switch(end_with_song, "end with the song"))
 
 
 def _show(value: object) -> str:
@@ -141,6 +150,14 @@ def _whole(value: object, name: str, low: int, high: int) -> int:
     return number
 
 
+def _switch(value: object, name: str) -> bool:
+    if isinstance(value, str) and value.strip().lower() in SWITCH_WORDS:  # as a link writes it
+        return SWITCH_WORDS[value.strip().lower()]
+    if not isinstance(value, bool):
+        raise InputError(f"{name} must be true or false, got {_show(value)}")
+    return value
+
+
 def _seed(value: object) -> int:
     if value is None or (isinstance(value, str) and value.strip().lower() in RANDOM_SEED_WORDS):
         return secrets.randbelow(10**9)  # short enough to type back in
@@ -149,6 +166,55 @@ def _seed(value: object) -> int:
     except InputError:
         raise InputError(f"the seed must be a whole number from 0 to {MAX_SEED}, or blank for a new song; "
                          f"got {_show(value)}") from None
+
+
+# A song's link: the page's address with these query keys (and ``end=off`` when "End with the song" was off).
+LINK_KEYS = ("line", "temperature", "length", "top_k", "top_p", "seed", "voice")
+
+
+def song_settings(request: Request, voice: str | None = None) -> dict[str, str]:
+    """Everything that wrote a song, by the link's keys, as text that reads back to the same song."""
+    settings = {"line": request.seed_line, "temperature": repr(request.temperature), "length": str(request.length),
+                "top_k": str(request.top_k or 0), "top_p": repr(request.top_p or 1.0), "seed": str(request.seed)}
+    if voice is not None:
+        settings["voice"] = voice
+    if not request.end_with_song:
+        settings["end"] = "off"
+    return settings
+
+
+def song_link(page: str, request: Request, voice: str | None = None) -> str:
+    """A link to the page (its address, any query dropped) that writes this song again."""
+    return page.split("#")[0].split("?")[0] + "?" + urllib.parse.urlencode(song_settings(request, voice))
+
+
+def read_link(query: Mapping[str, str], vocab_size: int) -> Request | None:
+    """The song a link asks for, its missing keys at the page's defaults; None for a page opened
+    without one. Raises InputError for a value that cannot be used (the voice is the caller's to check)."""
+    if not query.keys() & {*LINK_KEYS, "end"}:
+        return None
+    return parse_request(query.get("line", ""), query.get("temperature", DEFAULT_TEMPERATURE),
+                         query.get("length", DEFAULT_LENGTH), query.get("top_k", 0), query.get("top_p", DEFAULT_TOP_P),
+                         query.get("seed", ""), vocab_size, query.get("end", True))
+
+
+def keepsake(request: Request, song: str, voice: str | None = None, link: str | None = None) -> str:
+    """A song as a text file: a short header that is enough to write it again, then the song."""
+    header = ["LyricGPT wrote this song. These settings write it again, on the page or through /generate:"]
+    # A first line of several lines is quoted (JSON), so that the header keeps one setting a line.
+    header += [f"{key}: {json.dumps(value) if chr(10) in value else value}"
+               for key, value in song_settings(request, voice).items()]
+    if request.end_with_song:
+        header.append("end: on")
+    if link:
+        header.append(f"link: {link}")
+    return "\n".join(header) + "\n\n" + song + "\n"
+
+
+def keepsake_name(request: Request) -> str:
+    """A file name for the song: its first words and its seed."""
+    words = re.sub(r"[^a-z0-9]+", "-", request.seed_line.lower()).strip("-")[:40].strip("-") or "song"
+    return f"{words}-seed-{request.seed}.txt"
 
 
 @dataclass(frozen=True)
@@ -224,11 +290,30 @@ class Update:
     lyric: str     # the seed line as the model read it, then the new characters so far
     colours: str   # the same as HTML, each new character coloured by its probability (when colour is on)
     status: str
+    added: str     # what this update adds to ``colours``, after a mark of how many characters came before
+
+
+def added_html(before: int, html: str) -> str:
+    """The HTML of characters new in an update, marked with how many came before them (0: a new song),
+    so that the page can append it and tell a new song from the next part of the last one."""
+    return f"<!--{before}-->{html}"
+
+
+def spelled_seed_line(lm: LyricModel, seed_line: str) -> tuple[str, list[tuple[str, str]]]:
+    """The seed line with its numbers in words where the model knows no digits (its songs had none),
+    and the (as written, as words) pairs."""
+    if all(digit in lm.tokenizer for digit in "0123456789"):
+        return seed_line, []
+    return spell_numbers(seed_line)
 
 
 def seed_notes(lm: LyricModel, seed_line: str) -> list[str]:
-    """What the model will not read of a seed line, in words for its writer."""
+    """What the model will read differently from a seed line, or not at all, in words for its writer."""
+    seed_line, spelled = spelled_seed_line(lm, seed_line)
     notes = []
+    if spelled:
+        listed = ", ".join(f"{written} as {words!r}" for written, words in spelled[:10])
+        notes.append(f"numbers written as words, as the model has never read a digit: {listed}")
     full = lm.tokenizer.encode_with_report(seed_line)
     if full.dropped:
         listed = ", ".join(f"{c!r} x{n}" for c, n in sorted(full.dropped.items(), key=lambda kv: -kv[1])[:10])
@@ -271,13 +356,14 @@ def update_interval(engine: Engine | None) -> float:
 def stream_song(lm: LyricModel, request: Request, colour: bool = True, stop: threading.Event | None = None,
                 clock: Callable[[], float] = time.monotonic, engine: Engine | None = None) -> Iterator[Update]:
     """Yield the song as it is sampled: an Update for the first character, then at most one per
-    ``update_interval``, and one for the last. That is ``request.length`` characters, unless ``stop``
-    is set or the time limit passes first (the last Update then says so).
+    ``update_interval``, and one for the last. That is ``request.length`` characters, unless the model
+    ends the song first (with ``request.end_with_song``; its end, two blank lines, is not shown), or
+    ``stop`` is set or the time limit passes (the last Update's status says which).
 
     With an ``engine`` the song is one row of its batch; without, this generator samples it alone.
     Either way, closing the generator ends the song's work at once.
     """
-    prompt = lm.read_prompt(request.seed_line)
+    prompt = lm.read_prompt(spelled_seed_line(lm, request.seed_line)[0])
     prompt_ids = prompt.ids or lm.start_ids()
     settings = SamplingSettings(request.temperature, request.top_k, request.top_p)
     lyric = prompt.text
@@ -285,35 +371,54 @@ def stream_song(lm: LyricModel, request: Request, colour: bool = True, stop: thr
     colours = "".join(f'<span class="seed">{html.escape(c)}</span>' for c in prompt.text)
     notes = seed_notes(lm, request.seed_line)
     chars = lm.tokenizer.chars
+    end = lm.song_end() if request.end_with_song else None
     if engine is not None:
-        song = engine.submit(prompt_ids, request.length, settings, request.seed)
+        song = engine.submit(prompt_ids, request.length, settings, request.seed, end)
         chunks = song.chunks(lambda: update_interval(engine))
     else:
         song = None
         chunks = ([step] for step in generate(lm.model, prompt_ids, request.length, request.temperature,
-                                              request.top_k, request.top_p, request.seed))
+                                              request.top_k, request.top_p, request.seed, end=end))
+    # Line breaks are held back (as text and as HTML) until a character follows them: they may be the
+    # start of the song's end, which is not shown. So the page's song only ever grows.
+    held = ("", "")
     start = last_update = last_status = clock()
     n = 0
+    shown_n, shown_html = 0, 0  # characters and HTML already sent
     try:
         for chunk in chunks:
-            first = n == 0
             for step in chunk:
                 n += 1
-                lyric += chars[step.token]
-                colours += coloured(chars[step.token], step) if colour else html.escape(chars[step.token])
+                char = chars[step.token]
+                piece = coloured(char, step) if colour else html.escape(char)
+                if end is not None and char == "\n":
+                    held = (held[0] + char, held[1] + piece)
+                else:
+                    lyric, colours, held = lyric + held[0] + char, colours + held[1] + piece, ("", "")
             now = clock()
             early_end = _early_end(now - start, stop)
             if early_end:
                 notes.append(early_end)
             last = bool(early_end) or n == request.length
-            if last or first or now - last_status >= STATUS_EVERY_S:
-                status, last_status = _status(n, request, n / max(now - start, 1e-9), notes), now
-            # The engine's chunks come paced already; the solo path is paced here.
-            if last or first or engine is not None or now - last_update >= UPDATE_EVERY_S:
+            if last:  # not the song's end: what was held back is part of the song
+                lyric, colours, held = lyric + held[0], colours + held[1], ("", "")
+                notes += [] if early_end else ["reached the length"]
+            shown = len(lyric) - len(prompt.text)
+            if last or shown_n == 0 or now - last_status >= STATUS_EVERY_S:
+                status, last_status = _status(shown, request, n / max(now - start, 1e-9), notes), now
+            # The engine's chunks come paced already; the solo path is paced here. An update always
+            # brings something new, so the first one holds the first character shown.
+            if last or (shown > shown_n and (shown_n == 0 or engine is not None
+                                             or now - last_update >= UPDATE_EVERY_S)):
                 last_update = now
-                yield Update(lyric, colours, status)
-            if early_end:
+                yield Update(lyric, colours, status, added_html(shown_n, colours[shown_html:]))
+                shown_n, shown_html = shown, len(colours)
+            if last:
                 return
+        if end is not None:  # the model ended the song: its end is what was held back
+            notes.append("the model ended the song")
+            status = _status(shown, request, n / max(clock() - start, 1e-9), notes)
+            yield Update(lyric, colours, status, added_html(shown_n, colours[shown_html:]))
     finally:
         if song is not None:
             song.cancel()  # a no-op for a finished song; frees the row of one that was stopped or closed
@@ -330,5 +435,7 @@ def _early_end(elapsed: float, stop: threading.Event | None) -> str | None:
 def _status(done: int, request: Request, rate: float, notes: list[str]) -> str:
     text = f"{done} of {request.length} characters at {rate:,.0f} chars/s"
     text += f" · temperature {request.temperature:g} · top-k {request.top_k or 'off'}"
-    text += f" · top-p {'off' if request.top_p is None else f'{request.top_p:g}'} · seed {request.seed}"
+    text += f" · top-p {'off' if request.top_p is None else f'{request.top_p:g}'}"
+    if request.temperature > 0:  # at 0 every song from a first line is the same: the seed plays no part
+        text += f" · seed {request.seed}"
     return text + "".join(f" · {note}" for note in notes)

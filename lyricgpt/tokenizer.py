@@ -13,7 +13,7 @@ MAX_VOCAB = 10_000
 FORMAT = "lyricgpt-char-tokenizer"
 
 # Folds that Unicode's compatibility decomposition (NFKD) does not make.
-_FOLDS = str.maketrans({
+FOLDS = str.maketrans({
     "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'", "\u00b4": "'", "`": "'",
     "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u2033": '"', "\u00ab": '"', "\u00bb": '"',
     "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-", "\u2015": "-", "\u2212": "-",
@@ -34,7 +34,7 @@ def normalize(text: str) -> str:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = unicodedata.normalize("NFKD", text)
     text = "".join(c for c in text if not unicodedata.combining(c))
-    return text.translate(_FOLDS)
+    return text.translate(FOLDS)
 
 
 class TokenizerError(ValueError):

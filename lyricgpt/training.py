@@ -10,7 +10,7 @@ import signal
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -18,8 +18,9 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .data import random_windows, read_corpus, split_songs, train_val_split
+from .data import random_windows, read_corpus, songbook_split, split_songs, train_val_split
 from .evaluate import score_text, total_nats
+from .finetune import grow_vocabulary, load_base
 from .lm import LyricModel
 from .model import build_model
 from .optimizers import lr_at, make_optimizer, progress_of
@@ -32,6 +33,8 @@ from .train_config import TrainConfig, TrainingError, check_config, make_model_c
 
 
 SAMPLE_SEED_LINES = ("", "The river", "Oh my love")  # the model card's samples: unconditional, then seeded
+FORGETTING_CHARS = 50_000  # fine-tuning: how much of the base corpus's validation songs the card scores
+SAMPLING = {"temperature": DEFAULT_TEMPERATURE, "top_p": DEFAULT_TOP_P}  # the app's defaults
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -52,10 +55,19 @@ class Trainer:
         self.cfg = cfg
 
         text = read_corpus(cfg.data)
-        self.tokenizer = CharTokenizer(state["chars"]) if state else CharTokenizer.from_text(text)
-        train_text, val_text = train_val_split(text, min_chars=cfg.context_length + 1)
+        # Fine-tuning (--init-from) starts from a trained model, with a row added for each character
+        # of the songbook it has never seen; the base is kept as it is, to compare against.
+        self.base = load_base(cfg.init_from) if cfg.init_from else None
+        start, self.new_chars = grow_vocabulary(self.base, text) if self.base else (None, [])
+        if state:
+            self.tokenizer = CharTokenizer(state["chars"])
+        else:
+            self.tokenizer = start.tokenizer if start else CharTokenizer.from_text(text)
+        split = songbook_split if self.base else train_val_split
+        train_text, val_text = split(text, min_chars=cfg.context_length + 1)
         self.data_summary = {"path": cfg.data, "chars": len(text), "songs": len(split_songs(text)),
                              "train_chars": len(train_text), "val_chars": len(val_text),
+                             "val_songs": len(split_songs(val_text)),
                              "vocab_size": self.tokenizer.vocab_size}
         train_enc = self.tokenizer.encode_with_report(train_text)
         if state and train_enc.dropped:
@@ -64,10 +76,24 @@ class Trainer:
         self.train_ids = torch.tensor(train_enc.ids, dtype=torch.long)
         self.val_text = val_text
         self.val_ids = torch.tensor(self.tokenizer.encode(val_text), dtype=torch.long)
+        # Replay: a share of every batch from the base model's own corpus, so that it keeps what it knew.
+        self.replay_ids, self.replay_val_text = None, ""
+        if cfg.replay_data:
+            replay_train, replay_val = train_val_split(read_corpus(cfg.replay_data), min_chars=cfg.context_length + 1)
+            # What it forgot is measured on the first of those validation songs, not all of them: scoring
+            # the bundled corpus's 330,000 characters twice would take a minute of a five-minute run.
+            self.replay_val_text = replay_val[:replay_val.rfind("\n", 0, FORGETTING_CHARS) + 1] or replay_val
+            if cfg.replay > 0:
+                self.replay_ids = torch.tensor(self.tokenizer.encode(replay_train), dtype=torch.long)
 
-        self.model_config = make_model_config(cfg, self.tokenizer.vocab_size)
+        if start:
+            self.model_config = replace(start.model.config, dropout=cfg.dropout)
+        else:
+            self.model_config = make_model_config(cfg, self.tokenizer.vocab_size)
         torch.manual_seed(cfg.seed + rt.rank)
         self.model = build_model(self.model_config).to(rt.device)
+        if start and not state:
+            self.model.load_state_dict(start.model.state_dict())
         self.optimizer = make_optimizer(self.model, cfg, rt.device)
         self.data_rng = torch.Generator().manual_seed(cfg.seed)  # same on every rank: rows are shared out
         self.step, self.elapsed_s, self.tokens_seen = 0, 0.0, 0
@@ -77,6 +103,8 @@ class Trainer:
         # The command that started the run, kept across resumes, for the model card.
         self.command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
         self.best_val_loss = math.inf
+        self.base_val_loss = math.nan  # fine-tuning: the base model's validation loss, the score to beat
+        self.evals_since_best = 0  # for early stopping (--patience)
         if state is not None:
             self._restore(state)
 
@@ -100,6 +128,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(), "step": self.step, "elapsed_s": self.elapsed_s,
             "eval_s": self.eval_s,
             "tokens_seen": self.tokens_seen, "best_val_loss": self.best_val_loss,
+            "base_val_loss": self.base_val_loss, "evals_since_best": self.evals_since_best,
             "data_rng": self.data_rng.get_state(), "torch_rng": rng_all, "command": self.command,
             "cuda_rng": torch.cuda.get_rng_state(self.rt.device) if self.rt.device.type == "cuda" else None,
         }
@@ -115,6 +144,8 @@ class Trainer:
         self.step, self.elapsed_s = state["step"], state["elapsed_s"]
         self.eval_s = state.get("eval_s", 0.0)
         self.tokens_seen, self.best_val_loss = state["tokens_seen"], state["best_val_loss"]
+        self.base_val_loss = state.get("base_val_loss", math.nan)
+        self.evals_since_best = state.get("evals_since_best", 0)
         self.data_rng.set_state(state["data_rng"])
         self.command = state.get("command", self.command)
         rngs = state["torch_rng"]
@@ -143,7 +174,7 @@ class Trainer:
         # Every rank draws the same global batch and trains on its own rows of it, so a run on
         # N processes sees exactly the windows that one process with N x grad_accum would.
         n_rows = cfg.batch_size * cfg.grad_accum * rt.world
-        x_all, y_all = random_windows(self.train_ids, cfg.context_length, n_rows, self.data_rng)
+        x_all, y_all = self.batch(n_rows)
         total = torch.zeros((), device=rt.device)
         for micro in range(cfg.grad_accum):
             row = (micro * rt.world + rt.rank) * cfg.batch_size
@@ -165,6 +196,16 @@ class Trainer:
             dist.all_reduce(total)
             total /= rt.world
         return float(total)
+
+    def batch(self, n_rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Random windows of the training text, a ``replay`` share of them from the base model's corpus."""
+        n_replay = round(n_rows * self.cfg.replay) if self.replay_ids is not None else 0
+        x, y = random_windows(self.train_ids, self.cfg.context_length, n_rows - n_replay, self.data_rng)
+        if n_replay:
+            x_old, y_old = random_windows(self.replay_ids, self.cfg.context_length, n_replay, self.data_rng)
+            order = torch.randperm(n_rows, generator=self.data_rng)  # replayed rows spread over the ranks
+            x, y = torch.cat([x, x_old])[order], torch.cat([y, y_old])[order]
+        return x, y
 
     def evaluate(self) -> float:
         """Mean validation loss (nats per character), each validation character scored once."""
@@ -189,6 +230,8 @@ class Trainer:
     def done(self) -> bool:
         if self.stop_at_step is not None and self.step >= self.stop_at_step:
             return True
+        if self.cfg.patience and self.evals_since_best >= self.cfg.patience:
+            return True  # early stopping: the validation songs have stopped getting better
         return self.progress() >= 1.0
 
     # -- the run
@@ -201,6 +244,8 @@ class Trainer:
             self.out.mkdir(parents=True, exist_ok=True)
             self._trim_metrics()
             print(self.describe(), flush=True)
+        if self.base is not None and self.step == 0:
+            self._score_the_base()
         bar = ProgressBar(cfg, enabled=rt.is_main, initial_step=self.step)
         interrupted = False
         losses: list[float] = []
@@ -255,6 +300,7 @@ class Trainer:
                   "tokens_seen": self.tokens_seen}
         improved = val_loss < self.best_val_loss
         self.best_val_loss = min(self.best_val_loss, val_loss)
+        self.evals_since_best = 0 if improved else self.evals_since_best + 1
         if self.rt.is_main:
             with open(self.out / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
@@ -269,6 +315,31 @@ class Trainer:
             save_checkpoint(state, self.out / "ckpt_last.pt")
             if improved:
                 save_checkpoint(state, self.out / "ckpt_best.pt")
+
+    def _score_the_base(self) -> None:
+        """Fine-tuning's first checkpoint is the base model itself: a later one is kept only if it does better."""
+        self.best_val_loss = self.base_val_loss = self.evaluate()
+        self.save("ckpt_best.pt")
+        if self.rt.is_main:
+            print(f"the base model scores {self.base_val_loss / math.log(2):.4f} bits/char on the songbook's "
+                  "validation songs (disjoint windows): a checkpoint is kept only if it does better", flush=True)
+
+    def samples(self, lm: LyricModel) -> dict[str, str]:
+        """The model card's samples: the same first lines, seed and settings for every model."""
+        return {seed_line: "".join(lm.stream(seed_line, self.cfg.sample_chars, seed=self.cfg.seed, **SAMPLING))
+                for seed_line in SAMPLE_SEED_LINES}
+
+    def _before_and_after(self, lm: LyricModel, val_bpc: float, kept_base: bool) -> dict:
+        """What fine-tuning changed, for the model card: the songbook's validation songs, the base
+        model's own validation songs (what it forgot), and samples, before and after."""
+        corpus = {}
+        if self.replay_val_text:
+            corpus = {"corpus": self.cfg.replay_data, "corpus_chars": len(self.replay_val_text),
+                      "corpus_before": score_text(self.base, self.replay_val_text)["bits_per_char"],
+                      "corpus_after": score_text(lm, self.replay_val_text)["bits_per_char"]}
+        return {"base": self.cfg.init_from, "kept_base": kept_base, "new_chars": self.new_chars,
+                "val_before": score_text(self.base, self.val_text)["bits_per_char"], "val_after": val_bpc,
+                "samples_before": self.samples(self.base), **corpus}
 
     def _trim_metrics(self) -> None:
         """On resume, forget evaluations made after the checkpoint (they will be made again)."""
@@ -292,21 +363,36 @@ class Trainer:
                 f"data: {self.data_summary['train_chars']:,} training and {self.data_summary['val_chars']:,} "
                 f"validation characters, vocabulary {self.tokenizer.vocab_size}; device {self.rt.device}, "
                 f"{'bfloat16 autocast' if self.rt.autocast_dtype else 'float32'}"
-                f"{', compiled' if self.rt.compile else ''}, {self.rt.world} process(es)")
+                f"{', compiled' if self.rt.compile else ''}, {self.rt.world} process(es)"
+                + (f"\n{self._describe_finetuning()}" if self.base else ""))
+
+    def _describe_finetuning(self) -> str:
+        cfg, data = self.cfg, self.data_summary
+        replay = (f"{cfg.replay:.0%} of each batch replays {cfg.replay_data}" if self.replay_ids is not None else
+                  "no replay of the base model's corpus (its model card names none on this machine: give "
+                  "--replay-data)" if cfg.replay > 0 else "no replay")
+        stop = f"stopping early after {cfg.patience} evaluations without a better one" if cfg.patience else ""
+        new = (f"; {len(self.new_chars)} characters the base model never saw get new rows: "
+               f"{''.join(self.new_chars)!r}" if self.new_chars else "")
+        return (f"Fine-tuning {cfg.init_from}: {data['songs'] - data['val_songs']} songs to learn from, "
+                f"{data['val_songs']} kept aside for validation; {replay}; {stop or 'no early stopping'}{new}")
 
     def export(self) -> Path:
         """Write the best model, with its card, plot and samples, to OUT/model."""
         best = self.out / "ckpt_best.pt"
         state = load_checkpoint(best) if best.exists() else {"model": self.model.state_dict(), "step": self.step}
-        model = build_model(self.model_config)
-        model.load_state_dict(state["model"])
-        lm = LyricModel(model, self.tokenizer, source=str(self.out / "model"))
+        kept_base = self.base is not None and state["step"] == 0  # fine-tuning never did better
+        if kept_base:
+            lm = self.base
+        else:
+            model = build_model(self.model_config)
+            model.load_state_dict(state["model"])
+            lm = LyricModel(model, self.tokenizer, source=str(self.out / "model"))
         folder = self.out / "model"
         folder.mkdir(parents=True, exist_ok=True)
         val_bpc = score_text(lm, self.val_text)["bits_per_char"]
-        sampling = {"temperature": DEFAULT_TEMPERATURE, "top_p": DEFAULT_TOP_P}
-        samples = {seed_line: "".join(lm.stream(seed_line, self.cfg.sample_chars, seed=self.cfg.seed, **sampling))
-                   for seed_line in SAMPLE_SEED_LINES}
+        samples = self.samples(lm)
+        finetune = self._before_and_after(lm, val_bpc, kept_base) if self.base else None
         if (self.out / "loss.png").exists():
             (folder / "loss.png").write_bytes((self.out / "loss.png").read_bytes())
         write_model_card(folder / "README.md", {
@@ -314,10 +400,14 @@ class Trainer:
             "parameters": model.num_params(), "data": self.data_summary,
             "command": self.command,
             "tokens_seen": self.tokens_seen, "steps": self.step, "minutes": self.elapsed_s / 60,
-            "best_step": state["step"], "val_bits_per_char": val_bpc, "samples": samples, "sampling": sampling,
-            "has_plot": (folder / "loss.png").exists(),
+            "best_step": state["step"], "val_bits_per_char": val_bpc, "samples": samples, "sampling": SAMPLING,
+            "has_plot": (folder / "loss.png").exists(), "finetune": finetune,
         })
         lm.save(folder)
+        if kept_base:
+            print(f"fine-tuning never beat the base model on the songbook's validation songs, so {folder} holds "
+                  f"the base model {self.cfg.init_from} unchanged ({val_bpc:.4f} bits/char there)", flush=True)
+            return folder
         # This differs from the last evaluation line: it may be another checkpoint, and it is scored as
         # `python -m lyricgpt.evaluate` scores, with windows overlapping by half a context (score_text),
         # where the evaluations during training use disjoint ones, whose first characters see little context.

@@ -92,3 +92,39 @@ def tiny_run(corpus, tmp_path_factory):
 def subprocess_env() -> dict[str, str]:
     """``child_env()``, shared by every test: copy it ({**subprocess_env, ...}) before changing anything."""
     return child_env()
+
+
+@pytest.fixture(scope="session")
+def second_voice_dir(tiny_run, tmp_path_factory) -> Path:
+    """A second voice for the app: ``tiny_run``'s model (its card names its songs, so it has a bigram
+    of its own), with example first lines of its own."""
+    import shutil
+
+    folder = tmp_path_factory.mktemp("second-voice") / "model"
+    shutil.copytree(tiny_run[1] / "model", folder)
+    (folder / "examples.txt").write_text("Cold river road\n\nBlue summer night\n", encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def ending_lm(tiny_lm):
+    """A bigram over the corpus's characters that writes a line break three times in ten, so that
+    its songs end (two blank lines) soon after the shortest length a song may have."""
+    import math
+
+    from lyricgpt import LyricModel
+    from lyricgpt.model import Bigram, BigramConfig
+
+    tok = tiny_lm.tokenizer
+    model = Bigram(BigramConfig(vocab_size=tok.vocab_size, context_length=64))
+    with torch.no_grad():
+        model.table.weight.zero_()
+        model.table.weight[:, tok.encode("\n")[0]] = math.log(0.3 / 0.7 * (tok.vocab_size - 1))
+    return LyricModel(model, tok, source="ending")
+
+
+@pytest.fixture(scope="session")
+def ending_model_dir(ending_lm, tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("ending-model")
+    ending_lm.save(folder)
+    return folder

@@ -3,7 +3,8 @@
 Pins: one public endpoint with the documented parameters; the lyric streams (the first character
 at once, then as fast as a screen shows frames) and equals what the sampler writes in-process with
 the same settings; every bad setting gets a message (no traceback, no server path) and the app
-keeps serving; concurrent streams all finish; the bundled model is served when LYRICGPT_MODEL is unset.
+keeps serving; concurrent streams all finish; the bundled model is served when LYRICGPT_MODEL is unset;
+a second voice sings, looks inside and compares with its own bigram through the same endpoints.
 """
 
 from __future__ import annotations
@@ -23,13 +24,15 @@ from gradio_client.exceptions import AppError
 from conftest import BUNDLED_MODEL, ROOT
 from live_app import running_app
 from lyricgpt import load_model
+from lyricgpt.data import SONG_BREAK
+from lyricgpt.explain import next_char_odds
 
 SEED_LINE = "Hello darkness, my old friend"
 
 
 @pytest.fixture(scope="module")
-def app(subprocess_env, tiny_model_dir):
-    with running_app(subprocess_env, LYRICGPT_MODEL=str(tiny_model_dir)) as app:
+def app(subprocess_env, tiny_model_dir, second_voice_dir):
+    with running_app(subprocess_env, LYRICGPT_MODEL=f"{tiny_model_dir},{second_voice_dir}") as app:
         yield app
 
 
@@ -44,8 +47,10 @@ def stream(client: Client, *args, **kwargs) -> list[tuple[str, str, str]]:
 
 
 def reference(lm, seed_line: str, length: int, temperature: float, top_k=None, top_p=None, seed=None) -> str:
-    """What the app must answer: the seed line as the model reads it, then the sampler's characters."""
-    return lm.read_prompt(seed_line).text + "".join(lm.stream(seed_line, length, temperature, top_k, top_p, seed))
+    """What the app must answer: the seed line as the model reads it, then the sampler's characters
+    (with "End with the song" on, as by default: to the song's end, which is not shown)."""
+    written = "".join(lm.stream(seed_line, length, temperature, top_k, top_p, seed, end_with_song=True))
+    return lm.read_prompt(seed_line).text + (written[:-len(SONG_BREAK)] if len(written) < length else written)
 
 
 def test_public_endpoints_with_the_settings_as_parameters(client):
@@ -55,6 +60,8 @@ def test_public_endpoints_with_the_settings_as_parameters(client):
     params = api["named_endpoints"]["/generate"]["parameters"]
     assert [p["parameter_name"] for p in params[:3]] == ["seed_line", "temperature", "length"]
     assert all(p["parameter_has_default"] for p in params[3:])
+    assert [p["parameter_name"] for p in params[-2:]] == ["voice", "end_with_song"]  # new ones come last
+    assert params[-2]["parameter_default"].endswith("tiny-model0") and params[-1]["parameter_default"] is True
 
 
 def test_lyric_streams_as_the_sampler_writes_it(client, tiny_lm):
@@ -72,7 +79,8 @@ def test_settings_are_respected(client, tiny_lm, temperature, length, top_k, top
     lyric, _, status = stream(client, SEED_LINE, temperature, length, top_k, top_p, str(seed))[-1]
     assert lyric == reference(tiny_lm, SEED_LINE, length, temperature, top_k or None,
                               None if top_p == 1.0 else top_p, seed)
-    assert status.startswith(f"{length} of {length} characters") and f"seed {seed}" in status
+    assert status.startswith(f"{length} of {length} characters")
+    assert (f"seed {seed}" in status) == (temperature > 0)  # greedy: the seed plays no part, so none is named
 
 
 def test_greedy_ignores_the_seed_and_seeds_reproduce(client, tiny_lm):
@@ -138,7 +146,7 @@ def raw_generate(url: str, body: str) -> tuple[str, object]:
                                             (5, "seed")])
 @pytest.mark.parametrize("value", ["NaN", "Infinity"])
 def test_nan_and_infinity_get_a_message(app, position, name, value):
-    settings = ['"hi"', "0.8", "10", "0", "1.0", '""', "true"]
+    settings = ['"hi"', "0.8", "10", "0", "1.0", '""', "true", '""', "true"]
     settings[position] = value
     event, data = raw_generate(app.url, '{"data": [%s]}' % ", ".join(settings))
     assert event == "error" and name in data["error"]
@@ -174,6 +182,29 @@ def test_alternatives_and_attention_endpoints(client, tiny_lm):
             assert head == pytest.approx(expected_head)
     with pytest.raises(AppError, match="window must be between 1 and"):
         client.predict("Oh my darling", 10**6, api_name="/attention")
+
+
+def test_a_second_voice_sings_and_looks_inside_through_the_same_endpoints(client, second_voice_dir):
+    second = load_model(second_voice_dir)
+    voice = "songs of songs.txt"  # what its card says it learned from
+    lyric, _, status = stream(client, "Cold river", 1.0, 50, seed="4", voice=voice)[-1]
+    assert lyric == reference(second, "Cold river", 50, 1.0, seed=4)
+    label = f"{voice} · {second.val_bits_per_char:.3f} bits/char"  # the chooser's label names it too
+    assert client.predict("Cold river", 0, 20, voice=label.upper(), api_name="/generate")[0] == reference(
+        second, "Cold river", 20, 0.0)
+    odds = client.predict("Cold river", voice=voice, api_name="/alternatives")
+    assert [c for c, _ in odds] == [c for c, _ in next_char_odds(second, "Cold river")]
+    view = client.predict("Cold river", 6, voice, api_name="/attention")
+    assert view["chars"] == list(" river") and len(view["weights"]) == second.model.config.n_layer
+
+
+@pytest.mark.parametrize("endpoint, args", [("/generate", (SEED_LINE, 0.8, 10)), ("/alternatives", (SEED_LINE,)),
+                                            ("/attention", (SEED_LINE, 4))])
+def test_an_unknown_voice_gets_a_message_naming_the_voices(app, client, endpoint, args):
+    with pytest.raises(AppError, match="there is no voice 'Elvis'; choose one of: '.*tiny-model0', "
+                                       "'songs of songs.txt'"):
+        client.predict(*args, voice="Elvis", api_name=endpoint)
+    assert "Traceback" not in app.log()
 
 
 def readme_python(marker: str) -> str:

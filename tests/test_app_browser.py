@@ -1,7 +1,8 @@
-"""The lyrics studio in a real browser (Chromium driven by Playwright): type a seed line, move the
-sliders, watch the song grow in its one panel, stop it, and check that it stopped and the app still
-writes; a bad setting leaves the song in place; hover, select and switch heads to look inside; and
-all of it again at a phone's width.
+"""The lyrics studio in a real browser (Chromium driven by Playwright): the empty page; a seed line
+with digits, noticed before the song starts; the sliders; the song growing in its one panel by
+appending (earlier characters keep their nodes, colours and hover); Stop during a long song, and
+the app writing again; Copy; a bad setting leaves the song in place; hover, select and switch heads
+to look inside; and a tap on a touch screen at a phone's width.
 
 Run as a script to take the README's screenshot of the page mid-song:
     python tests/test_app_browser.py docs/screenshot.png      # LYRICGPT_MODEL picks another model
@@ -13,47 +14,14 @@ import os
 import re
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from browser import CHROMIUM, PHONE, SONG, chromium_page, open_page, set_number, song_text  # noqa: E402
 from live_app import ROOT, running_app  # noqa: E402
 from lyricgpt.sampler import DEFAULT_TEMPERATURE  # noqa: E402
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
-SONG = "#song .song"
-PHONE = {"width": 390, "height": 844}
-
-
-@contextmanager
-def chromium_page(url: str, viewport: dict | None = None):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport=viewport or {"width": 1280, "height": 960})
-            page.set_default_timeout(30_000)
-            page.goto(url)
-            page.wait_for_selector("#song")
-            yield page
-        finally:
-            browser.close()
-
-
-def song_text(page) -> str:
-    return page.evaluate(f"(document.querySelector('{SONG}') || {{textContent: ''}}).textContent")
-
-
-def set_number(page, elem_id: str, value: float) -> None:
-    """Type into a slider's number box, as a person who knows the value they want does."""
-    box = page.locator(f"#{elem_id} input[type=number]")
-    box.fill(str(value))
-    box.press("Enter")
 
 
 def watch_growth(page, distinct: int, timeout: float = 30.0) -> list[str]:
@@ -69,10 +37,10 @@ def watch_growth(page, distinct: int, timeout: float = 30.0) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def app(subprocess_env, slow_model_dir):
+def app(subprocess_env, slow_model_dir, second_voice_dir):
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
-    with running_app(subprocess_env, LYRICGPT_MODEL=str(slow_model_dir)) as app:
+    with running_app(subprocess_env, LYRICGPT_MODEL=f"{slow_model_dir},{second_voice_dir}") as app:
         yield app
 
 
@@ -87,6 +55,16 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time a process has used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_the_empty_page_has_no_attention_bar_and_digits_are_noticed_before_the_song(studio):
+    page = studio
+    assert not page.is_visible("#inspect-bar") and not page.is_visible(f"{SONG} >> xpath=..//div[@class='legend']")
+    page.fill("#seed-line textarea", "Route 66 at 3")
+    page.wait_for_selector("#seed-notice :text('numbers written as words')")
+    assert "66 as 'sixty-six', 3 as 'three'" in page.inner_text("#seed-notice")
+    page.fill("#seed-line textarea", "")
+    page.wait_for_function("document.querySelector('#seed-notice').innerText.trim() === ''")
 
 
 def test_type_generate_watch_it_grow_and_stop(app, studio):
@@ -104,6 +82,8 @@ def test_type_generate_watch_it_grow_and_stop(app, studio):
     assert len(seen) == 6, f"the lyrics box showed only {seen}"
     assert all(later.startswith(earlier) for earlier, later in zip(seen[1:], seen[2:]))
     assert seen[-1].startswith(seed_line)
+    early = page.locator(f"{SONG} span[data-top]").first.element_handle()  # a node that must stay as it is
+    colour = early.get_attribute("class")
 
     page.click("#stop")
     page.wait_for_function("document.querySelector('#song-status').innerText.endsWith(' · stopped')")
@@ -120,6 +100,11 @@ def test_type_generate_watch_it_grow_and_stop(app, studio):
                         rf"· seed \d+ · stopped", status)
     assert page.locator(f"{SONG} span[data-top]").count() == new_chars  # one coloured span each
     assert page.locator("textarea[readonly], #lyrics").count() == 0  # the song is shown once, in one panel
+    # Appended, never re-drawn: the first character is the same node, with its colour and its hover.
+    assert early.evaluate("(span) => span.isConnected") and early.get_attribute("class") == colour
+    assert page.evaluate("window.songGaps") == 0  # every update followed on from the one before
+    early.hover()
+    page.wait_for_selector("#alt-tip:not([hidden])")
 
 
 def test_a_bad_setting_leaves_the_song_in_place_with_only_a_message(app, studio):
@@ -163,17 +148,27 @@ def test_after_stop_the_app_writes_again_and_colours_can_be_hidden(studio):
                            " && document.querySelectorAll('#song .song span[data-top]').length == 30")
 
 
-def look_inside(page) -> None:
-    """Hover a generated character: five alternatives. Select it: shading over its window, which
-    changes with the head."""
+def test_copy_puts_the_song_on_the_clipboard(app, studio):
+    page = studio
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=app.url)
+    page.click("#copy")
+    page.wait_for_selector("#copy:text('Copied')")
+    assert page.evaluate("navigator.clipboard.readText()") == song_text(page)
+
+
+def look_inside(page, tap: bool = False) -> None:
+    """Hover a generated character (or tap it on a touch screen): five alternatives. Select it:
+    shading over its window, which changes with the head."""
     chars = page.locator(f"{SONG} span[data-top]")
     target = chars.nth(20)
-    target.hover()
+    target.tap() if tap else target.hover()
     page.wait_for_selector("#alt-tip:not([hidden])")
     assert page.locator("#alt-tip tr").count() >= 5
     assert page.locator("#alt-tip tr.drawn").count() == 1
-    target.click()
+    if not tap:
+        target.click()
     page.wait_for_selector(f"{SONG} span.attended")
+    assert page.is_visible("#alt-tip"), "the tip went again"
     assert page.locator(f"{SONG} span.selected").count() == 1
 
     def shading() -> list[str]:
@@ -193,12 +188,9 @@ def test_hover_select_and_switch_heads(studio):
     look_inside(studio)
 
 
-def test_at_a_phones_width_one_readable_panel_that_looks_inside_too(app, studio):
-    page = studio.context.browser.new_page(viewport=PHONE)  # one Playwright per process
+def test_at_a_phones_width_one_readable_panel_that_a_tap_looks_inside(app, studio):
+    page = open_page(studio.context.browser, app.url, PHONE, touch=True)  # one Playwright per process
     try:
-        page.set_default_timeout(30_000)
-        page.goto(app.url)
-        page.wait_for_selector("#song")
         page.fill("#seed-line textarea", "Small screen")
         set_number(page, "length", 120)
         page.click("#generate")
@@ -206,11 +198,37 @@ def test_at_a_phones_width_one_readable_panel_that_looks_inside_too(app, studio)
         assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]  # nothing wider than the phone
         box = page.locator("#song").bounding_box()
         assert box["width"] <= PHONE["width"] and box["x"] >= 0
-        # A tap on a touch screen arrives as a click, which the page handles; Playwright's emulated
-        # tap did not reach the page's handler here, so the click stands in for it.
-        look_inside(page)
+        look_inside(page, tap=True)
     finally:
-        page.close()
+        page.context.close()
+
+
+def test_a_second_voice_with_its_own_examples_bigram_and_look_inside(studio):
+    page = studio
+    page.locator("#voice label", has_text="songs of songs.txt").click()
+    page.wait_for_function("document.querySelector('#gpt-label').innerText.includes('songs of songs.txt')")
+    assert "0.01 M parameters" in page.inner_text("#model-status")
+    page.locator("#examples button", has_text="Blue summer night").click()  # the voice's own first lines
+    page.wait_for_function("document.querySelector('#seed-line textarea').value == 'Blue summer night'")
+    page.click("#compare input")
+    page.wait_for_selector("#bigram-label :text('counted from the same training songs')")
+    set_number(page, "length", 40)
+    page.click("#generate")
+    page.wait_for_function("document.querySelector('#song-status').innerText.startsWith('40 of 40 characters')"
+                           " && document.querySelectorAll('#song .song span[data-top]').length == 40")
+    page.wait_for_function("document.querySelector('#bigram-song').innerText.length == 'Blue summer night'.length + 40")
+    assert page.locator("#attention-layer option").count() == 2  # its one layer, and "all layers"
+    target = page.locator(f"{SONG} span[data-top]").nth(30)
+    target.hover()
+    page.wait_for_selector("#alt-tip:not([hidden])")
+    assert page.locator("#alt-tip tr.drawn").count() == 1
+    target.click()
+    page.wait_for_selector(f"{SONG} span.attended")
+    assert page.locator(f"{SONG} span.attended").count() == int(target.get_attribute("data-window"))
+    # The first voice has no songs of its own here: no comparison, and the page says why.
+    page.locator("#voice label").first.click()
+    page.wait_for_selector("#bigram-label :text('would not compare like with like')")
+    page.click("#compare input")
 
 
 def take_screenshot(path: Path) -> None:

@@ -12,6 +12,7 @@ from gradio_client import Client
 
 from hub_server import StandInHub, client_env, refused_url
 from live_app import running_app
+from lyricgpt.serving import folder_name
 
 STARTUP_BOUND_S = 25  # app start (imports, model, server) plus the app's 5 s Hub bound, on a busy CI box
 FELL_BACK = "Fell back to the bundled model because"
@@ -52,9 +53,16 @@ def test_a_broken_model_folder_falls_back_with_the_reason_in_the_log(subprocess_
     weights = bytearray((broken / "model.safetensors").read_bytes())
     weights[len(weights) // 2:] = b"\0" * (len(weights) - len(weights) // 2)  # a half-written download
     (broken / "model.safetensors").write_bytes(bytes(weights))
-    with running_app(subprocess_env, LYRICGPT_MODEL=str(broken)) as app:
+    # The first of two voices: the bundled model sings in its place, and the other voice still sings.
+    with running_app(subprocess_env, LYRICGPT_MODEL=f"{broken},{tiny_model_dir}") as app:
         config = page_config(app)
         assert FELL_BACK in config and "broken-model could not be loaded: model.safetensors" in config
         assert str(tmp_path) not in config
+        client = Client(app.url, verbose=False)
+        params = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/generate"]["parameters"]
+        voice = next(p for p in params if p["parameter_name"] == "voice")
+        assert voice["parameter_default"] == "Folk songs and ballads"  # the bundled model's card names it
+        assert len(client.predict("", 0.8, 10, voice=f"folder {folder_name(str(tiny_model_dir))}",
+                                  api_name="/generate")[0]) == 10
         log = app.log()
         assert f"could not load the model from {broken} (WeightsError: model.safetensors" in log

@@ -8,8 +8,8 @@ import torch
 
 from lyricgpt.batching import BatchSampler
 from lyricgpt.model import GPT
-from lyricgpt.sampler import SamplingSettings, generate
-from test_sampler import CONTEXT, VOCAB, random_gpt
+from lyricgpt.sampler import SamplingSettings, SongEnd, generate
+from test_sampler import CONTEXT, END, VOCAB, random_gpt
 
 class Recording(torch.nn.Module):
     """The model, keeping the last-position logits of every forward pass."""
@@ -38,19 +38,20 @@ SONGS = [
 ]
 
 
-def solo(model, prompt, n, settings, seed, refill_keep=None):
+def solo(model, prompt, n, settings, seed, refill_keep=None, end=None):
     return list(generate(model, prompt, n, settings.temperature, settings.top_k, settings.top_p, seed,
-                         refill_keep=refill_keep))
+                         refill_keep=refill_keep, end=end))
 
 
-def run_batched(model, songs, capacity, join_every=3, refill_keep=None):
-    """Songs join every ``join_every`` steps while there is room; returns each song's steps."""
+def run_batched(model, songs, capacity, join_every=3, refill_keep=None, ends=None):
+    """Songs join every ``join_every`` steps while there is room; returns each song's steps.
+    ``ends``: each song's SongEnd (default: none)."""
     sampler = BatchSampler(model, capacity, refill_keep)
     out, waiting, step = {}, list(enumerate(songs)), 0
     while waiting or sampler.songs:
         while waiting and len(sampler.songs) < capacity and (step % join_every == 0 or not sampler.songs):
             i, (prompt, n, settings, seed) = waiting.pop(0)
-            sampler.add(prompt, n, settings, seed, tag=i)
+            sampler.add(prompt, n, settings, seed, tag=i, end=ends[i] if ends else None)
             out[i] = []
         for song, s in sampler.step():
             out[song.tag].append(s)
@@ -72,6 +73,34 @@ def test_every_song_in_a_mixed_batch_writes_what_it_writes_alone(dtype, capacity
         assert [s.prob for s in out[i]] == pytest.approx([s.prob for s in alone], abs=tol)
         for a, b in zip(out[i], alone):
             assert [t for t, _ in a.top] == [t for t, _ in b.top] or a.top == pytest.approx(b.top, abs=tol)
+
+
+@pytest.mark.parametrize("capacity, refill_keep", [(3, None), (2, 1)])
+def test_songs_that_end_write_what_they_write_alone_and_leave_at_their_end(capacity, refill_keep):
+    model = random_gpt(torch.float64)  # the model END is chosen for
+    ends = [SongEnd(END, minimum) for minimum in (0, 30, 0, 12, 30, 0)]
+    out = run_batched(model, [(prompt, 10 * CONTEXT, settings, seed) for prompt, _, settings, seed in SONGS],
+                      capacity, refill_keep=refill_keep, ends=ends)
+    ended = 0
+    for i, (prompt, _, settings, seed) in enumerate(SONGS):
+        alone = solo(model, prompt, 10 * CONTEXT, settings, seed, refill_keep, ends[i])
+        assert [s.token for s in out[i]] == [s.token for s in alone], f"song {i}"
+        ended += len(alone) < 10 * CONTEXT
+    assert ended >= 4  # most of these songs end before their length
+
+
+def test_a_song_that_ends_frees_its_row_at_once():
+    model = random_gpt(torch.float64)  # the model END is chosen for
+    sampler = BatchSampler(model, 2)
+    ending = sampler.add([1], 10**6, SamplingSettings(1.0), 5, tag="ending", end=SongEnd(END))
+    sampler.add([2], 10**6, SamplingSettings(1.0), 2, tag="long")
+    length = len(solo(model, [1], 10**3, SamplingSettings(1.0), 5, end=SongEnd(END)))
+    for _ in range(length - 1):
+        sampler.step()
+    assert len(sampler.songs) == 2 and not ending.finished
+    assert [song.tag for song, _ in sampler.step()] == ["ending", "long"]  # its last token, the end's
+    assert ending.ended and [song.tag for song in sampler.songs] == ["long"]
+    sampler.add([3], 5, SamplingSettings(1.0), 3, tag="next")  # its row is free for the next song
 
 
 def test_logits_match_the_solo_path_at_every_step():

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from lyricgpt.engine import Engine, EngineBusy, EngineError
-from lyricgpt.sampler import SamplingSettings, generate
-from test_sampler import random_gpt
+from lyricgpt.sampler import SamplingSettings, SongEnd, generate
+from test_sampler import END, random_gpt
 
 TIMEOUT = 30.0  # no wait in these tests comes near this; a hang fails instead of blocking the suite
 
@@ -35,8 +35,9 @@ def engine_of(model):
         e.close()
 
 
-def alone(model, prompt, n, settings, seed):
-    return [s.token for s in generate(model, prompt, n, settings.temperature, settings.top_k, settings.top_p, seed)]
+def alone(model, prompt, n, settings, seed, end=None):
+    return [s.token for s in generate(model, prompt, n, settings.temperature, settings.top_k, settings.top_p, seed,
+                                      end=end)]
 
 
 def test_songs_from_many_threads_are_the_songs_written_alone(model, engine_of):
@@ -81,6 +82,18 @@ def test_a_cancelled_song_frees_its_place_within_a_step(engine_of):
         engine.submit([3], 5, SamplingSettings(1.0), 3)
     long.cancel()
     assert len(list(nxt)) == 5
+    wait_until(lambda: engine.singing == 0 and engine.waiting == 0)
+
+
+def test_a_song_that_ends_frees_its_place_for_the_next(engine_of):
+    model = random_gpt(torch.float64)  # the model END is chosen for
+    engine = engine_of(model, max_batch=1, max_waiting=1)
+    end = SongEnd(END, min_new_tokens=20)
+    ending = engine.submit([1], 10**6, SamplingSettings(1.0), 5, end)
+    nxt = engine.submit([2], 10**6, SamplingSettings(1.0), 5, end)  # waits for the only place
+    expected = alone(model, [1], 10**4, SamplingSettings(1.0), 5, end)
+    assert [s.token for s in ending] == expected and 20 < len(expected) < 10**4
+    assert [s.token for s in nxt] == alone(model, [2], 10**4, SamplingSettings(1.0), 5, end)
     wait_until(lambda: engine.singing == 0 and engine.waiting == 0)
 
 

@@ -17,6 +17,7 @@ import torch
 from conftest import CORPUS, ROOT
 from hub_server import StandInHub, client_env, point_client_at, refused_url
 from lyricgpt import ModelError, load_model
+from lyricgpt.export import EXPORT_FILES
 from lyricgpt.hub import HubError, push
 
 SECRET = "hf_test_SECRET123"
@@ -113,6 +114,25 @@ def test_pull_gives_the_same_model_as_the_local_folder(pushed, monkeypatch, tmp_
     for revision in (None, sha):
         assert torch.equal(logits(load_model("user/repo", revision=revision)), local)
     assert (tmp_path / "hub" / "models--user--repo" / "snapshots" / sha / "model.safetensors").is_file()
+
+
+def test_push_also_uploads_the_transformers_export(pushed, monkeypatch, tmp_path):
+    """A second repo, USER/REPO-transformers, which transformers loads from the Hub as it is."""
+    import transformers  # slow to import: only here
+    hub, repo, export = pushed.hub, "user/repo-transformers", pushed.out / "transformers"
+    files = hub.files(repo)
+    assert set(files) == set(EXPORT_FILES)
+    assert all(files[name] == (export / name).read_bytes() for name in EXPORT_FILES)
+    assert hub.repos[repo].private
+    assert f"pushed to {hub.url}/{repo}/commit/{hub.sha(repo)}" in pushed.proc.stdout
+    point_client_at(monkeypatch, hub.url, tmp_path)
+    monkeypatch.setenv("HF_TOKEN", SECRET)  # the repo is private
+    model = transformers.AutoModelForCausalLM.from_pretrained(repo)
+    ids = transformers.AutoTokenizer.from_pretrained(repo)("Down by the river\n", return_tensors="pt").input_ids
+    lm = load_model(pushed.out / "model")
+    assert ids[0].tolist() == lm.tokenizer.encode("Down by the river\n")
+    with torch.no_grad():
+        assert (model(ids).logits - lm.model(ids)[0]).abs().max() < 1e-4
 
 
 def test_token_is_sent_as_bearer_and_never_leaks(pushed):

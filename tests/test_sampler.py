@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lyricgpt.model import GPT, Bigram, BigramConfig, GPTConfig
-from lyricgpt.sampler import filter_logits, generate, make_rng
+from lyricgpt.sampler import SamplingSettings, SongEnd, draw, filter_logits, generate, make_rng
 
 VOCAB, CONTEXT = 13, 8
 
@@ -41,23 +41,32 @@ def _last_logits(model, window: list[int]) -> torch.Tensor:
         return model(torch.tensor([window]))[0][0, -1].float()
 
 
-def reference_generate(model, prompt, n, temperature, top_k=None, top_p=None, seed=None, refill_keep=None):
+def reference_generate(model, prompt, n, temperature, top_k=None, top_p=None, seed=None, refill_keep=None,
+                       end=None):
     """Full recomputation at every step, over the window the sampler's re-fill policy keeps:
-    the window grows to the context length, then restarts from its last ``refill_keep`` tokens."""
+    the window grows to the context length, then restarts from its last ``refill_keep`` tokens.
+    With ``end`` (a SongEnd), the song stops once the text ends with its marker, and before
+    ``end.min_new_tokens`` the token that would complete the marker gets no weight."""
     context = model.config.context_length
     keep = refill_keep or context // 2
     rng = make_rng(seed)
-    window, out = list(prompt[-context:]), []
+    window, out, text = list(prompt[-context:]), [], list(prompt)
     for _ in range(n):
         logits = _last_logits(model, window)
+        raw = logits.softmax(-1)
+        if end and len(out) < end.min_new_tokens and text[len(text) - len(end.marker) + 1:] == list(end.marker[:-1]):
+            logits[end.marker[-1]] = -math.inf
         u = rng.random()  # one number per step, greedy or not
         if temperature == 0:
             token = int(logits.argmax())
         else:  # the first token whose cumulative weight passes u (of the total)
             cumulative = filter_logits(logits, temperature, top_k, top_p).softmax(-1).double().cumsum(-1).tolist()
             token = bisect.bisect_right(cumulative, u * cumulative[-1])
-        out.append((token, logits.softmax(-1)[token].item()))
+        out.append((token, raw[token].item()))
         window.append(token)
+        text.append(token)
+        if end and text[-len(end.marker):] == list(end.marker):
+            break
         if len(window) > context:
             window = window[-keep:]
     return out
@@ -156,6 +165,66 @@ def test_tiny_temperature_is_greedy_not_nan(gpt, temperature):
     assert filtered.softmax(-1)[1] > 0.5
     greedy = _run(gpt, [4], 3 * CONTEXT, temperature=0)
     assert _run(gpt, [4], 3 * CONTEXT, temperature=temperature, seed=1) == greedy
+
+
+# --- where a song ends ---------------------------------------------------------------------------
+
+END = (9, 9, 9)  # this model's runs of three 9s stand in for a song's end, two blank lines
+ENDING = [dict(temperature=1.0, seed=5), dict(temperature=0.8, top_k=4, seed=4),
+          dict(temperature=1.0, seed=6, refill_keep=1), dict(temperature=1.3, top_p=0.7, seed=5)]
+
+
+def _first_end(tokens: list[int]) -> int | None:
+    """How many tokens a song written without an end runs to its first end, if it has one."""
+    return next((i for i in range(len(END), len(tokens) + 1) if tuple(tokens[i - len(END):i]) == END), None)
+
+
+@pytest.mark.parametrize("kw", ENDING)
+def test_a_song_stops_at_its_end(gpt, kw):
+    n = 10 * CONTEXT
+    free = _run(gpt, [1], n, **kw)
+    ended = _run(gpt, [1], n, end=SongEnd(END), **kw)
+    assert ended == free[:_first_end(free)]  # the same song, up to and with its end, and no further
+    assert ended == [t for t, _ in reference_generate(gpt, [1], n, end=SongEnd(END), **kw)]
+
+
+@pytest.mark.parametrize("kw", ENDING)
+def test_an_end_before_the_minimum_is_not_drawn(gpt, kw):
+    n, minimum = 10 * CONTEXT, 30
+    assert _first_end(_run(gpt, [1], n, **kw)) <= minimum  # without the rule, these songs end sooner
+    steps = list(generate(gpt, [1], n, end=SongEnd(END, minimum), **kw))
+    tokens = [s.token for s in steps]
+    assert minimum < len(tokens) < n and _first_end(tokens) == len(tokens)  # it ends later, at its first end
+    expected = reference_generate(gpt, [1], n, end=SongEnd(END, minimum), **kw)
+    assert tokens == [t for t, _ in expected]
+    assert [s.prob for s in steps] == pytest.approx([p for _, p in expected], abs=1e-6)  # the model's own odds
+
+
+def test_the_early_end_rule_gives_the_ends_weight_to_the_other_tokens(fixed_bigram):
+    n = 4000
+    steps = list(generate(fixed_bigram, [0], n, temperature=1.0, seed=42, end=SongEnd((0,), min_new_tokens=n)))
+    tokens = torch.tensor([s.token for s in steps])
+    assert len(steps) == n and 0 not in tokens.tolist()
+    assert [s.prob for s in steps] == pytest.approx(PROBS[tokens].tolist())  # what the model weighed, unchanged
+    counts = torch.bincount(tokens, minlength=len(PROBS)).double()
+    expected = torch.cat([torch.zeros(1, dtype=torch.float64), PROBS[1:] / PROBS[1:].sum()])
+    sigma = (expected * (1 - expected) / n).sqrt().clamp_min(1e-9)
+    assert ((counts / n - expected).abs() / sigma).max() < 5
+
+
+def test_a_banned_token_leaves_the_other_rows_alone():
+    logits = torch.tensor([[0.0, 5.0, 1.0], [0.0, 5.0, 1.0]])
+    both = [SamplingSettings(1.0), SamplingSettings(0.0)]
+    assert draw(logits, both, [0.5, 0.5], [1, None])[0][0] != 1
+    assert [t for t, _ in draw(logits, both, [0.5, 0.5], [None, 1])] == [1, 2]  # greedy takes the next best
+    assert draw(logits, both, [0.5, 0.5], [None, None]) == draw(logits, both, [0.5, 0.5])
+
+
+@pytest.mark.parametrize("kw, message", [(dict(marker=()), "at least one token"),
+                                         (dict(marker=(1,), min_new_tokens=-1), "min_new_tokens")])
+def test_a_song_end_needs_a_marker_and_a_minimum_of_zero_or_more(kw, message):
+    with pytest.raises(ValueError, match=message):
+        SongEnd(**kw)
 
 
 # --- filter_logits against an independent selection ---------------------------------------------

@@ -11,6 +11,7 @@ import re
 import shutil
 import threading
 import time
+import urllib.parse
 from html.parser import HTMLParser
 from typing import Callable
 
@@ -18,9 +19,11 @@ import pytest
 
 from hub_server import StandInHub, point_client_at, refused_url
 from lyricgpt import serving
+from lyricgpt.data import SONG_BREAK
 from lyricgpt.engine import Engine
-from lyricgpt.sampler import Step
-from lyricgpt.serving import (MAX_LENGTH, MAX_SEED, MAX_TEMPERATURE, UPDATE_EVERY_S, InputError, Request,
+from lyricgpt.sampler import DEFAULT_TEMPERATURE, MIN_SONG_CHARS, Step
+from lyricgpt.serving import (DEFAULT_LENGTH, LINK_KEYS, MAX_LENGTH, MAX_SEED, MAX_TEMPERATURE, UPDATE_EVERY_S,
+                              InputError, Request, keepsake, keepsake_name, read_link, song_link,
                               load_for_serving, parse_request, prob_class, public_message, seed_notes,
                               stream_song)
 
@@ -132,6 +135,18 @@ def test_colour_view_shows_each_new_character_with_its_probability_class(tiny_lm
     assert "".join(text for _, text in reader.spans) == last.lyric  # escaped, so nothing lost or injected
 
 
+@pytest.mark.parametrize("colour", [True, False])
+def test_each_update_carries_only_its_new_part_marked_with_what_came_before(tiny_lm, colour):
+    updates = list(stream_song(tiny_lm, request(length=60, temperature=1.2, seed=5), colour=colour,
+                               clock=ticking(UPDATE_EVERY_S / 3.9)))
+    marks = [re.match(r"<!--(\d+)-->", u.added) for u in updates]
+    assert all(marks) and marks[0].group(1) == "0"  # 0: a new song, its first line included
+    parts = [u.added[m.end():] for u, m in zip(updates, marks)]
+    assert ["".join(parts[:i + 1]) for i in range(len(parts))] == [u.colours for u in updates]  # appended, they are the song
+    seed = len(tiny_lm.read_prompt("I walked out").text)
+    assert [int(m.group(1)) for m in marks[1:]] == [len(u.lyric) - seed for u in updates[:-1]]
+
+
 def test_colour_view_can_be_switched_off_and_then_shows_the_plain_song(tiny_lm):
     for update in stream_song(tiny_lm, request(seed_line="a <b> & c", length=10), colour=False):
         reader = SpanReader()
@@ -181,6 +196,8 @@ def test_status_names_every_setting_that_shapes_the_song(tiny_lm):
     assert "temperature 0.7" in status and "top-k 12" in status and "top-p 0.9" in status and "seed 4" in status
     status = list(stream_song(tiny_lm, request(length=5)))[-1].status
     assert "top-k off" in status and "top-p off" in status
+    status = list(stream_song(tiny_lm, request(length=5, temperature=0, seed=4)))[-1].status
+    assert "temperature 0 " in status and "seed" not in status  # greedy: the seed plays no part
 
 
 def test_greedy_is_deterministic_and_seeds_reproduce(tiny_lm):
@@ -190,6 +207,16 @@ def test_greedy_is_deterministic_and_seeds_reproduce(tiny_lm):
     assert song(temperature=0, seed=1) == song(temperature=0, seed=2)
     assert song(temperature=1, seed=5) == song(temperature=1, seed=5)
     assert song(temperature=1, seed=5) != song(temperature=1, seed=6)
+
+
+def test_numbers_are_read_as_words_by_a_model_that_knows_no_digits_and_the_writer_is_told(tiny_lm):
+    assert not any(digit in tiny_lm.tokenizer for digit in "0123456789")  # the corpus has none
+    last = list(stream_song(tiny_lm, request(seed_line="At 3, \u00bd past 66", length=5)))[-1]
+    assert last.lyric.startswith("At three, a half past sixty-six")  # within the tiny model's 32 characters
+    notes = seed_notes(tiny_lm, "At 3, \u00bd past 66")
+    assert notes == ["numbers written as words, as the model has never read a digit: "
+                     "3 as 'three', \u00bd as 'a half', 66 as 'sixty-six'"]
+    assert notes[0] in last.status
 
 
 def test_what_the_model_cannot_read_is_reported(tiny_lm):
@@ -220,6 +247,85 @@ def test_time_limit_ends_a_song_early_and_says_so(tiny_lm):
     updates = list(stream_song(tiny_lm, request(length=500), clock=ticking(7.0)))
     assert len(updates) == 9 and updates[-1].status.startswith("9 of 500 characters")
     assert updates[-1].status.endswith("stopped at 60 s, the time limit")
+
+
+def test_a_song_ends_where_the_model_ends_it_and_its_end_is_not_shown(ending_lm):
+    r = request(seed_line="Hello", length=MAX_LENGTH, temperature=1.0, seed=3)
+    written = "".join(ending_lm.stream("Hello", MAX_LENGTH, 1.0, seed=3, end_with_song=True))
+    assert written.endswith(SONG_BREAK) and MIN_SONG_CHARS < len(written) < MAX_LENGTH
+    song = written[:-len(SONG_BREAK)]
+    engine = Engine(ending_lm.model, max_batch=2, max_waiting=0)
+    try:
+        for updates in (list(stream_song(ending_lm, r, clock=ticking(0.001))), list(stream_song(ending_lm, r, engine=engine))):
+            lyrics = [u.lyric for u in updates]
+            assert lyrics[-1] == "Hello" + song
+            assert all(later.startswith(earlier) for earlier, later in zip(lyrics, lyrics[1:]))  # it only grows
+            assert not any(lyric.endswith("\n") for lyric in lyrics)  # a line break shows with what follows it
+            assert updates[-1].status.startswith(f"{len(song)} of {MAX_LENGTH} characters")
+            assert updates[-1].status.endswith(" · the model ended the song")
+            assert html.unescape(re.sub("<[^>]+>", "", updates[-1].colours)) == lyrics[-1]
+    finally:
+        engine.close()
+
+
+def test_with_the_end_switch_off_a_song_writes_on_to_its_length(ending_lm):
+    r = request(seed_line="Hello", length=400, temperature=1.0, seed=3, end_with_song=False)
+    last = list(stream_song(ending_lm, r))[-1]
+    assert last.lyric == "Hello" + "".join(ending_lm.stream("Hello", 400, 1.0, seed=3))
+    assert SONG_BREAK in last.lyric  # where the song would have ended, and another begins
+    assert last.status.startswith("400 of 400 characters") and last.status.endswith(" · reached the length")
+
+
+@pytest.mark.parametrize("value, expected", [(True, True), (False, False), ("off", False), ("ON", True), ("0", False)])
+def test_the_end_switch_takes_true_false_and_a_links_words(value, expected):
+    assert request(end_with_song=value).end_with_song is expected
+
+
+@pytest.mark.parametrize("value", ["maybe", 1, None, 0.5])
+def test_a_bad_end_switch_gets_a_message(value):
+    with pytest.raises(InputError, match="end with the song must be true or false"):
+        request(end_with_song=value)
+
+
+# --- a song to keep: its link and its file ------------------------------------------------------
+
+def test_a_songs_link_reads_back_to_the_same_song():
+    r = request(seed_line="Over the hills\nand far away & back?", temperature=0.123456789, length=321, top_k=7,
+                top_p=0.85, seed=2**40 + 1)
+    link = song_link("http://example.org/lyrics/?old=1#x", r, "Kipling")
+    assert link.startswith("http://example.org/lyrics/?line=Over+the+hills%0Aand+far+away+%26+back%3F&")
+    query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(link).query))
+    assert set(query) == set(LINK_KEYS) and query["voice"] == "Kipling"
+    assert read_link(query, 66) == r
+    off = request(end_with_song=False)
+    assert read_link(dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(song_link("http://h/", off)).query)), 66) == off
+
+
+def test_a_link_without_keys_is_no_song_and_missing_keys_take_the_pages_defaults():
+    assert read_link({}, 66) is None and read_link({"__theme": "dark"}, 66) is None
+    r = read_link({"line": "Hi"}, 66)
+    assert (r.seed_line, r.temperature, r.length, r.top_k, r.top_p, r.end_with_song) == (
+        "Hi", DEFAULT_TEMPERATURE, DEFAULT_LENGTH, None, None, True)
+
+
+@pytest.mark.parametrize("query, message", [({"temperature": "hot"}, "temperature must be a number"),
+                                            ({"length": "0"}, "length must be between 1"),
+                                            ({"seed": "x"}, "the seed must be a whole number"),
+                                            ({"end": "perhaps"}, "end with the song must be true or false")])
+def test_a_malformed_link_gets_the_usual_message(query, message):
+    with pytest.raises(InputError, match=message):
+        read_link({"line": "Hi", **query}, 66)
+
+
+def test_the_file_holds_a_header_that_writes_the_song_again_then_the_song():
+    r = request(seed_line="Two\nlines", temperature=0.7, length=500, seed=99)
+    text = keepsake(r, "Two\nlines and a song", "Folk", "http://h/?line=x")
+    header, song = text.split("\n\n", 1)
+    fields = dict(line.split(": ", 1) for line in header.splitlines()[1:])
+    assert fields == {"line": '"Two\\nlines"', "temperature": "0.7", "length": "500", "top_k": "0", "top_p": "1.0",
+                      "seed": "99", "voice": "Folk", "end": "on", "link": "http://h/?line=x"}
+    assert song == "Two\nlines and a song\n"
+    assert keepsake_name(r) == "two-lines-seed-99.txt" and keepsake_name(request(seed_line="", seed=1)) == "song-seed-1.txt"
 
 
 # --- loading the model -------------------------------------------------------------------------

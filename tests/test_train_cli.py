@@ -56,23 +56,36 @@ def test_budget_help_says_what_stops_the_run(capsys):
     steps = text[text.index("--max-steps MAX_STEPS"):text.index("--max-minutes MAX_MINUTES")]
     minutes = text[text.index("--max-minutes MAX_MINUTES"):text.index("--eval-interval")]
     assert "or sooner if the time budget runs out first; 0: no step budget" in steps
-    assert "(default: none; --preset gpt2-124m: 20000, tiny: 300)" in steps
+    assert "(default: 6301; --preset gpt2-124m: 20000, tiny: 300" in steps
     assert "or sooner if the step budget runs out first; 0: no time budget" in minutes
     assert "A time budget given without --max-steps replaces the preset's step budget" in minutes
-    assert "(default: 60.0; --preset gpt2-124m: none, tiny: none)" in minutes
+    assert "(default: none" in minutes
 
     def budgets(*flags):
         cfg = train.build_config(train.parse_args(["--data", "songs.txt", *flags]))
         return cfg.max_steps, cfg.max_minutes
 
     # What the help says, done:
-    assert budgets() == (None, 60.0)
-    assert budgets("--max-steps", "100") == (100, 60.0)  # both budgets: the first one reached stops it
+    assert budgets() == (6301, None)
+    assert budgets("--max-minutes", "60") == (None, 60.0)  # a time budget alone plans the schedule
+    assert budgets("--max-steps", "100", "--max-minutes", "60") == (100, 60.0)  # the first one reached stops it
     assert budgets("--max-steps", "100", "--max-minutes", "0") == (100, None)
     assert budgets("--preset", "tiny") == (300, None)
     assert budgets("--preset", "tiny", "--max-minutes", "0") == (300, None)  # 0 is no time budget, not no limit
     assert budgets("--preset", "tiny", "--max-minutes", "2") == (None, 2.0)  # the preset's step budget goes
     assert budgets("--preset", "tiny", "--max-minutes", "2", "--max-steps", "50") == (50, 2.0)
+
+
+def test_bundled_recipe_runs_the_bundled_models_steps_with_its_settings():
+    """`python train.py --data assets/lyrics.txt` trains for the steps that the bundled model's hour
+    held, with every other setting its model card records (the run's folder aside)."""
+    card = (ROOT / "assets" / "model" / "README.md").read_text(encoding="utf-8")
+    steps = int(re.search(r"Trained for ([\d,]+) steps", card).group(1).replace(",", ""))
+    recorded = json.loads(re.search(r"```json\n(.*?)\n```", card, re.S).group(1))["training"]
+    cfg = train.build_config(train.parse_args(["--data", "assets/lyrics.txt"]))
+    assert (cfg.max_steps, cfg.max_minutes) == (steps, None)
+    differ = {name for name, value in recorded.items() if getattr(cfg, name) != value}
+    assert differ == {"out", "max_steps", "max_minutes"}
 
 
 def test_first_line_says_what_the_run_will_do(tiny_run, corpus):

@@ -157,6 +157,19 @@ def test_progress_in_a_log_is_a_plain_line_every_so_often(every_s, lines, capsys
     assert printed[-1] == "step 3/3: loss 0.667, 3,000 tok/s, 100%, eta 0:00"
 
 
+def test_time_estimate_is_printed_once_the_speed_is_known(capsys):
+    """ESTIMATE_AFTER_S into this process's training, one line: the whole run and what is left."""
+    bar = ProgressBar(TrainConfig(max_steps=120), enabled=True, initial_step=0)
+    printed = []
+    for step in range(1, 7):  # 10 s a step on the run's clock
+        bar.update(step, loss=2.0, tok_s=1000.0, progress=step / 120, elapsed_s=10.0 * step)
+        printed.append([line for line in capsys.readouterr().out.splitlines() if "time estimate" in line])
+    bar.close()
+    # 30 s after the first step; at 10 s a step, 120 steps take 20 minutes, 19.3 of them still to go
+    estimate = "time estimate for this machine, at its speed so far: about 20 minutes in all, about 19 minutes to go"
+    assert printed == [[], [], [], [estimate], [], []]
+
+
 def test_a_time_budget_covers_the_evaluations_too(corpus, tmp_path, monkeypatch):
     """On a clock where a step takes 0.2 s and an evaluation 3 s, a 30-second run ends, its final
     evaluation included, within its 30 seconds: every evaluation's time counts as it happens, and

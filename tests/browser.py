@@ -1,0 +1,103 @@
+"""The page in Chromium, driven by Playwright: for the browser tests, benchmarks/page_stream.py and
+docs/screenshot.py.
+
+    with chromium_page(app.url) as page:          # returns once the song panel is on the page
+        write_song(page, "Down by the river", length=400, seed=15)
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+SONG = "#song .song"
+DESKTOP = {"width": 1280, "height": 960}
+PHONE = {"width": 390, "height": 844}
+
+
+@contextmanager
+def chromium() -> Iterator:
+    """A headless Chromium (Playwright's own browser download is not needed)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def open_page(browser, url: str, viewport: dict = DESKTOP, touch: bool = False):
+    """A new page on ``url`` in a context of its own; ``touch``: a phone's touch screen."""
+    context = browser.new_context(viewport=viewport, has_touch=touch, is_mobile=touch)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    page.goto(url)
+    page.wait_for_selector("#song")
+    return page
+
+
+@contextmanager
+def chromium_page(url: str, viewport: dict = DESKTOP, touch: bool = False) -> Iterator:
+    with chromium() as browser:
+        yield open_page(browser, url, viewport, touch)
+
+
+def song_text(page) -> str:
+    return page.evaluate(f"(document.querySelector('{SONG}') || {{textContent: ''}}).textContent")
+
+
+def set_number(page, elem_id: str, value: float) -> None:
+    """Type into a slider's number box, as a person who knows the value they want does."""
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.fill(str(value))
+    box.press("Enter")
+
+
+def set_seed(page, seed: int | str) -> None:
+    """Open "Advanced" (once) and type the seed."""
+    box = page.locator("#seed textarea, #seed input")
+    if not box.is_visible():
+        page.locator("button:has-text('Advanced'), span:has-text('Advanced')").first.click()
+        box.wait_for()
+        # Seen here: text typed within ~0.1 s of the accordion's first opening was put back to the
+        # seed box's first value ('randomize') as its contents mounted.
+        page.wait_for_timeout(1000)
+    box.fill(str(seed))
+
+
+def set_colour(page, on: bool) -> None:
+    if page.locator("#colour input").is_checked() != on:
+        page.click("#colour input")
+
+
+def click_generate(page) -> None:
+    """Click Generate, with the page noting the time of the click and when the panel starts again."""
+    page.evaluate("""() => {
+      const song = document.querySelector('#song .song');
+      window.generateClickedAt = undefined;
+      window.newSong = song.textContent === '';  // or, once its first update replaces the last song
+      const watcher = new MutationObserver((changes) => {
+        if (changes.some((c) => c.removedNodes.length)) { window.newSong = true; watcher.disconnect(); }
+      });
+      watcher.observe(song, {childList: true});
+      document.querySelector('#generate').addEventListener(
+        'click', () => { window.generateClickedAt = performance.now(); }, {capture: true, once: true});
+    }""")
+    page.click("#generate")
+
+
+def song_done(page, shown_chars: int, length: int, timeout_s: float = 300.0) -> float:
+    """Wait until the panel shows ``shown_chars`` characters of the new song and the status says all
+    ``length`` were written; return the seconds since the click on Generate, by the page's clock."""
+    return page.wait_for_function(
+        """([shown, length]) => {
+          const status = document.querySelector('#song-status').innerText;
+          const text = document.querySelector('#song .song').textContent;
+          return window.newSong && text.length === shown && status.startsWith(`${length} of ${length} characters`)
+            && (performance.now() - window.generateClickedAt) / 1000;
+        }""", arg=[shown_chars, length], polling="raf", timeout=timeout_s * 1000).json_value()
