@@ -396,8 +396,8 @@ class Trainer:
         if (self.out / "loss.png").exists():
             (folder / "loss.png").write_bytes((self.out / "loss.png").read_bytes())
         write_model_card(folder / "README.md", {
-            "train_config": asdict(self.cfg), "model_config": asdict(self.model_config),
-            "parameters": model.num_params(), "data": self.data_summary,
+            "train_config": asdict(self.cfg), "model_config": asdict(lm.model.config),
+            "parameters": lm.model.num_params(), "data": self.data_summary,
             "command": self.command,
             "tokens_seen": self.tokens_seen, "steps": self.step, "minutes": self.elapsed_s / 60,
             "best_step": state["step"], "val_bits_per_char": val_bpc, "samples": samples, "sampling": SAMPLING,

@@ -10,7 +10,7 @@ import torch
 
 from conftest import child_env
 from lyricgpt import load_model
-from lyricgpt.finetune import grow_vocabulary
+from lyricgpt.finetune import SHAPE, grow_vocabulary
 from lyricgpt.training import read_metrics
 from training_runs import ROOT, assert_same_tensors, train, weights_of, write_corpus
 
@@ -43,8 +43,8 @@ def finetuned(base, songbook, tmp_path_factory):
 def test_fine_tuning_starts_from_the_base_model_and_says_what_it_did(base, songbook, finetuned):
     proc, out = finetuned
     base_lm, lm = load_model(base), load_model(out / "model")
-    assert lm.model.config == type(base_lm.model.config)(**{**vars(base_lm.model.config), "vocab_size": 
-                                                             base_lm.tokenizer.vocab_size + 1})
+    for setting in SHAPE[1:]:
+        assert getattr(lm.model.config, setting) == getattr(base_lm.model.config, setting)
     assert lm.tokenizer.chars == sorted(base_lm.tokenizer.chars + ["\u266a"])
     assert f"Fine-tuning {base}" in proc.stdout and "characters the base model never saw" in proc.stdout
     assert "the base model scores" in proc.stdout
