@@ -13,8 +13,8 @@ import sys
 import torch
 import torch.nn.functional as F
 
-from .data import CorpusError, read_corpus, scoring_windows, train_val_split
-from .lm import LyricModel, ModelError, load_model
+from .data import CorpusError, read_corpus, scoring_windows, songbook_split, train_val_split
+from .lm import LyricModel, ModelError, card_training_settings, load_model
 from .model import IGNORE_INDEX
 from .tokenizer import TokenizerError
 from .weights import WeightsError
@@ -70,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
         lm = load_model(args.model)
         text = read_corpus(args.text)
         if args.val_split:
-            _, text = train_val_split(text, min_chars=lm.context_length + 1)
+            fine_tuned = bool(card_training_settings(lm.folder).get("init_from"))
+            split = songbook_split if fine_tuned else train_val_split  # as train.py split it
+            _, text = split(text, min_chars=lm.context_length + 1)
         result = {"model": args.model, "text": args.text, **score_text(lm, text)}
     except (ModelError, WeightsError, TokenizerError, CorpusError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -9,14 +9,13 @@ the base model itself. How the recipe was chosen: docs/fine-tuning.md.
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from .hub import HubError
-from .lm import LyricModel, ModelError, load_model
+from .lm import LyricModel, ModelError, card_training_settings, load_model
 from .model import build_model
 from .tokenizer import CharTokenizer, TokenizerError, normalize
 from .train_config import TrainingError
@@ -24,8 +23,8 @@ from .weights import WeightsError
 
 # The fine-tuning recipe: what --init-from changes unless a flag says otherwise (docs/fine-tuning.md).
 RECIPE: dict = dict(
-    optimizer="adamw", lr=3e-4, weight_decay=0.0, warmup_steps=10, schedule="wsd", decay_fraction=0.3,
-    max_steps=200, max_minutes=4.0, eval_interval=10, patience=5, replay=0.25, batch_size=16,
+    optimizer="adamw", lr=3e-4, weight_decay=0.0, dropout=0.1, warmup_steps=10, schedule="wsd", decay_fraction=0.3,
+    max_steps=300, max_minutes=4.0, eval_interval=20, patience=5, replay=0.25, batch_size=16,
 )
 
 # The settings that make up a model's shape: a fine-tuned model keeps its base model's.
@@ -57,11 +56,8 @@ def take_shape(values: dict, given: dict, base: LyricModel) -> None:
 
 def base_corpus(base: LyricModel) -> str | None:
     """The corpus the base model was trained on, as its model card names it, if it is on this machine."""
-    card = base.folder / "README.md" if base.folder else None
-    if card is None or not card.is_file():
-        return None
-    match = re.search(r'^\s*"data": "([^"]+)"', card.read_text(encoding="utf-8", errors="replace"), re.M)
-    return match.group(1) if match and Path(match.group(1)).exists() else None
+    data = card_training_settings(base.folder).get("data")
+    return data if isinstance(data, str) and Path(data).exists() else None
 
 
 def grow_vocabulary(lm: LyricModel, text: str) -> tuple[LyricModel, list[str]]:

@@ -120,6 +120,19 @@ def card_bits_per_char(folder: Path) -> float | None:
     return float(match.group(1)) if match else None
 
 
+def card_training_settings(folder: Path | None) -> dict:
+    """The training settings that train.py wrote into the model card (its data, its base model...), or {}."""
+    card = folder / CARD_NAME if folder else None
+    if card is None or not card.is_file():
+        return {}
+    match = re.search(r"## Configuration\s*```json\n(.*?)\n```", card.read_text(encoding="utf-8", errors="replace"), re.S)
+    try:
+        settings = json.loads(match.group(1))["training"] if match else {}
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return {}
+    return settings if isinstance(settings, dict) else {}
+
+
 def read_config(path: Path) -> GPTConfig | BigramConfig:
     """Parse and type-check config.json before anything is built from it."""
     size = path.stat().st_size

@@ -13,7 +13,6 @@ says why: a bigram scored on other songs would not be like with like.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
@@ -22,9 +21,9 @@ from pathlib import Path
 
 import torch
 
-from .data import CorpusError, read_corpus, train_val_split
+from .data import CorpusError, read_corpus, songbook_split, train_val_split
 from .evaluate import score_text
-from .lm import CARD_NAME, LyricModel
+from .lm import CARD_NAME, LyricModel, card_training_settings
 from .model import Bigram, BigramConfig
 from .serving import (EXAMPLE_LINES, InputError, LoadedModel, _markdown_text, _show, load_for_serving,
                       public_message)
@@ -54,6 +53,7 @@ class Voice:
     served: LoadedModel
     examples: list[str]
     data: Path | None  # the songs it learned from, when they are on this machine
+    fine_tuned: bool = False  # trained with --init-from, whose validation songs are split another way
     _baseline: Baseline | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -86,7 +86,8 @@ class Voice:
             return Baseline(None, "No bigram baseline for this voice: the songs it learned from are not on this "
                                   "server, and a bigram scored on other songs would not compare like with like.")
         try:
-            train, val = train_val_split(read_corpus(self.data), min_chars=self.lm.context_length + 1)
+            split = songbook_split if self.fine_tuned else train_val_split  # as train.py split them
+            train, val = split(read_corpus(self.data), min_chars=self.lm.context_length + 1)
         except (CorpusError, OSError) as e:
             log.warning("no bigram for the voice %r: %s", self.name, e)
             return Baseline(None, f"No bigram baseline for this voice: {public_message(str(e))}")
@@ -139,11 +140,11 @@ def load_voices(sources: list[str | None], revision: str | None, bundled: list[P
         if served.fallback_reason and any(v.lm.folder == served.lm.folder for v in voices):
             notes.append(f"Left out one model because {served.fallback_reason}")
             continue
-        card = _card(served.lm.folder)
-        data = _training_data(card, root)
+        card, settings = _card(served.lm.folder), card_training_settings(served.lm.folder)
+        data = _training_data(settings, root)
         name = _unique(_front_matter(card, "voice") or (f"songs of {data.name}" if data else served.source),
                        [v.name for v in voices])
-        voices.append(Voice(name, served, _examples(served.lm.folder), data))
+        voices.append(Voice(name, served, _examples(served.lm.folder), data, fine_tuned=bool(settings.get("init_from"))))
     return voices, notes
 
 
@@ -177,13 +178,9 @@ def _front_matter(card: str, key: str) -> str | None:
     return value.group(1).strip().strip("\"'")[:MAX_EXAMPLE_CHARS] if value else None
 
 
-def _training_data(card: str, root: Path) -> Path | None:
+def _training_data(settings: dict, root: Path) -> Path | None:
     """The corpus the card says the model was trained on, if it is on this machine."""
-    match = re.search(r"## Configuration\s*```json\n(.*?)\n```", card, re.S)
-    try:
-        data = json.loads(match.group(1))["training"]["data"] if match else None
-    except (json.JSONDecodeError, KeyError, TypeError):
-        return None
+    data = settings.get("data")
     if not isinstance(data, str):
         return None
     for path in (Path(data), root / data):
