@@ -7,7 +7,7 @@ Starts app.py and opens its page in Chromium (Playwright, /usr/bin/chromium). Fo
 times the same seeded song (seed 15, "Down by the river", temperature 0.7) three ways: through
 /generate with gradio_client (submit to last update), and on the page with colours on and off
 ("End with the song" off, so that every song runs to its length; the click on Generate to the panel showing the whole song and the status saying so, by the page's
-clock). Then Stop, clicked 3 s into a 2,000-character song, colours on and off: the click to the
+clock). Then Stop, clicked --stop-after seconds into a 2,000-character song, colours on and off: the click to the
 status saying "stopped". Then a tap on a character at a phone's width, on a touch screen: does the
 tip with the alternatives show? Goals: the page within 1.3x /generate's time at 2,000 characters
 with colours on; "stopped" within 1.5 s; the tip shows.
@@ -70,7 +70,8 @@ def time_stop(page, after_s: float, colour: bool) -> tuple[float, str]:
     page.wait_for_timeout(after_s * 1000)
     start = time.perf_counter()
     page.click("#stop")
-    page.wait_for_function("document.querySelector('#song-status').innerText.endsWith(' · stopped')",
+    # A fast machine may finish the song before the click: then it says so rather than "stopped".
+    page.wait_for_function("/ · (stopped|reached the length)$/.test(document.querySelector('#song-status').innerText)",
                            polling="raf", timeout=120_000)
     return time.perf_counter() - start, page.inner_text("#song-status")
 
@@ -96,7 +97,8 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="LYRICGPT_MODEL for the app (default: the bundled voices)")
     parser.add_argument("--chars", type=int, nargs="+", default=[400, 1000, 2000])
     parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--stop-after", type=float, default=3.0)
+    parser.add_argument("--stop-after", type=float, default=1.0,
+                        help="seconds into the song to click Stop (a 2,000-character song took under 3 s here)")
     args = parser.parse_args()
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}

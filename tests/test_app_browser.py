@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parent.parent)]  # run as a script too
 from browser import CHROMIUM, PHONE, SONG, chromium_page, open_page, set_number, song_text  # noqa: E402
 from live_app import ROOT, running_app  # noqa: E402
 from lyricgpt.sampler import DEFAULT_TEMPERATURE  # noqa: E402
