@@ -154,4 +154,15 @@ def test_a_hub_that_cannot_be_reached_gets_a_clear_message(songbook, tmp_path):
                  env=env, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "--init-from someone/their-model" in proc.stderr
-    print(json.dumps(proc.stderr))
+
+
+
+def test_evaluate_scores_the_songbook_songs_that_the_card_reports(finetuned, songbook, capsys):
+    """A fine-tuned model's validation songs are whole songs of the songbook (songbook_split), and
+    `python -m lyricgpt.evaluate MODEL SONGBOOK --val-split` scores those, as the card says."""
+    from lyricgpt.evaluate import main as evaluate
+
+    _, out = finetuned
+    assert evaluate([str(out / "model"), str(songbook), "--val-split", "--json"]) == 0
+    scored = json.loads(capsys.readouterr().out)["bits_per_char"]
+    assert f"val_bits_per_char: {scored:.4f}" in (out / "model" / "README.md").read_text()
