@@ -24,9 +24,9 @@ import torch
 from lyricgpt.engine import Engine, EngineBusy, EngineError
 from lyricgpt.explain import attention_map, next_char_odds
 from lyricgpt.sampler import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
-from lyricgpt.serving import (DEFAULT_LENGTH, MAX_LENGTH, MAX_TEMPERATURE, PAGE_CSS, PROB_CSS, InputError, keepsake,
-                              keepsake_name, legend, read_link, song_link,
-                              parse_request, seed_notes, stream_song)
+from lyricgpt.serving import PAGE_CSS, PROB_CSS, legend, seed_notes, stream_song
+from lyricgpt.song_request import (DEFAULT_LENGTH, MAX_LENGTH, MAX_TEMPERATURE, InputError, keepsake, keepsake_name,
+                                   parse_request, read_link, song_link)
 from lyricgpt.voices import find_voice, load_voices, model_line
 
 ROOT = Path(__file__).resolve().parent

@@ -32,7 +32,8 @@ from lyricgpt import load_model  # noqa: E402
 from lyricgpt.batching import BatchSampler  # noqa: E402
 from lyricgpt.data import SONG_BREAK, split_songs  # noqa: E402
 from lyricgpt.sampler import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, MIN_SONG_CHARS, SamplingSettings  # noqa: E402
-from lyricgpt.serving import EXAMPLE_LINES, MAX_LENGTH  # noqa: E402
+from lyricgpt.serving import EXAMPLE_LINES  # noqa: E402
+from lyricgpt.song_request import MAX_LENGTH  # noqa: E402
 
 
 def sample(lm, songs: int, length: int, min_chars: int | None, settings: SamplingSettings) -> list[dict]:

@@ -22,7 +22,8 @@ import torch  # noqa: E402
 
 from lyricgpt import load_model  # noqa: E402
 from lyricgpt.sampler import DEFAULT_TEMPERATURE, DEFAULT_TOP_P  # noqa: E402
-from lyricgpt.serving import DEFAULT_LENGTH, EXAMPLE_LINES  # noqa: E402
+from lyricgpt.serving import EXAMPLE_LINES  # noqa: E402
+from lyricgpt.song_request import DEFAULT_LENGTH  # noqa: E402
 
 SCRIPTURE = re.compile(r"\b(God|Yahweh|Zion|Israel|[Ss]alvation)\b|\b[Tt]he Lord\b")
 

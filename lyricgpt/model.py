@@ -259,6 +259,15 @@ class GPT(HubModule):
         return KVCache(c.n_layer, batch_size, c.n_head, c.n_embd // c.n_head, c.context_length,
                        device=p.device, dtype=p.dtype)
 
+    def network(self, idx: torch.Tensor, pos: torch.Tensor, cache=None, padding: torch.Tensor | None = None,
+                attention_weights: list | None = None) -> torch.Tensor:
+        """The network itself: logits for the tokens ``idx`` at positions ``pos``. ``cache`` is a
+        ``KVCache`` or anything with its ``append`` (the static cache of lyricgpt.fast_step)."""
+        x = self.drop(self.wte(idx) + self.wpe(pos))
+        for i, block in enumerate(self.blocks):
+            x = block(x, cache, i, padding, attention_weights)
+        return self.lm_head(self.ln_f(x))
+
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache: KVCache | None = None,
                 attention_weights: list | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits for every position of ``idx`` (and the loss, given targets).
@@ -274,12 +283,9 @@ class GPT(HubModule):
             raise ValueError(f"{T} positions exceed the context length {self.config.context_length}")
         pos = start + torch.arange(T, device=idx.device)
         padding = cache.padding_mask(T) if cache is not None else None
-        x = self.drop(self.wte(idx) + self.wpe(pos))
-        for i, block in enumerate(self.blocks):
-            x = block(x, cache, i, padding, attention_weights)
+        logits = self.network(idx, pos, cache, padding, attention_weights)
         if cache is not None:
             cache.advance(T)
-        logits = self.lm_head(self.ln_f(x))
         loss = cross_entropy(logits, targets) if targets is not None else None
         return logits, loss
 

@@ -1,4 +1,4 @@
-"""Serving lyrics to people: request checking, model loading with a fallback, and the song stream.
+"""Serving lyrics to people: model loading with a fallback, and the song stream (its requests: song_request.py).
 
 This is everything the web app does apart from drawing the page, so that it can be tested
 without a browser and so that ``lyricgpt`` never needs gradio.
@@ -7,40 +7,31 @@ without a browser and so that ``lyricgpt`` never needs gradio.
 from __future__ import annotations
 
 import html
-import json
 import logging
-import math
 import re
-import secrets
 import threading
 import time
-import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Mapping
+from typing import Callable, Iterator
 
 from .engine import Engine
 from .hub import looks_like_repo_id
 from .lm import LyricModel, load_model
 from .numbers import spell_numbers
-from .sampler import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, SamplingSettings, Step, generate
+from .sampler import SamplingSettings, Step, generate
+from .song_request import Request
 
 log = logging.getLogger(__name__)
 
-MAX_LENGTH = 2000          # characters per song: bounds the work one request can ask for
-MAX_TEMPERATURE = 2.0      # above this the samples are noise
-MAX_SEED = 2**63 - 1
 TIME_LIMIT_S = 60.0        # a song that takes longer ends there, so one request cannot hold a worker
 UPDATE_EVERY_S = 1 / 60     # no screen shows more frames than this; sending more only costs the server
 # Each update costs gradio ~1.3 ms on its event loop, shared by every stream: with many songs in
 # flight, each one is updated less often so that all of them together stay under this rate.
 MAX_UPDATES_PER_S = 120
 STATUS_EVERY_S = 0.25      # the chars/s figure changes too fast to read when updated per character
-RANDOM_SEED_WORDS = {"", "random", "randomize", "randomise"}
-SWITCH_WORDS = {"true": True, "on": True, "yes": True, "1": True, "false": False, "off": False, "no": False, "0": False}
-# The page's starting length and example first lines (its temperature and top-p are
+# The page's example first lines (its length, temperature and top-p are song_request.DEFAULT_LENGTH,
 # sampler.DEFAULT_TEMPERATURE and DEFAULT_TOP_P; benchmarks/voice.py samples with them all).
-DEFAULT_LENGTH = 400
 EXAMPLE_LINES = ["I walked out in the morning rain", "Baby, don't you cry tonight",
                  "Down by the river where the old mill stands", "We were young and the city was ours"]
 
@@ -80,143 +71,6 @@ PAGE_CSS = """
 """  # global: the tooltip and the layer/head bar live outside the panel, which re-renders at each update
 
 
-class InputError(ValueError):
-    """A request setting that cannot be used; the message is meant for the person who sent it."""
-
-
-@dataclass(frozen=True)
-class Request:
-    """A checked request. ``seed`` is always concrete, so every song can be written again."""
-
-    seed_line: str
-    length: int
-    temperature: float
-    top_k: int | None
-    top_p: float | None
-    seed: int
-    end_with_song: bool = True  # the song ends where the model ends it, or at ``length``
-
-
-def parse_request(seed_line: object, temperature: object, length: object, top_k: object = 0,
-                  top_p: object = 1.0, seed: object = "", vocab_size: int = 10_000,
-                  end_with_song: object = True) -> Request:
-    """Check every setting (API callers skip the sliders' limits); raise InputError saying what is wrong.
-
-    ``top_k=0`` and ``top_p=1`` mean "off"; a blank seed (or "randomize") draws a fresh one.
-    """
-    if seed_line is None:
-        seed_line = ""
-    if not isinstance(seed_line, str):
-        raise InputError(f"the seed line must be text, got {_show(seed_line)}")
-    temperature = float(_number(temperature, "temperature", 0.0, MAX_TEMPERATURE))
-    length = _whole(length, "length", 1, MAX_LENGTH)
-    top_k = _whole(top_k, "top-k", 0, vocab_size)
-    top_p = float(_number(top_p, "top-p", 0.0, 1.0))
-    if top_p == 0.0:
-        raise InputError("top-p must be above 0 (1 turns it off)")
-    return Request(seed_line, length, temperature, top_k or None, None if top_p == 1.0 else top_p,
-                   _seed(seed), _switch(end_with_song, "end with the song"))
-
-
-def _show(value: object) -> str:
-    text = f"{value:g}" if isinstance(value, float) else repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _number(value: object, name: str, low: float, high: float) -> int | float:
-    """``value`` if it is a number in [low, high]; an int stays an int, so a long seed keeps every digit."""
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            value = int(text)
-        except ValueError:
-            try:
-                value = float(text)
-            except ValueError:
-                raise InputError(f"{name} must be a number, got {_show(value)}") from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InputError(f"{name} must be a number, got {_show(value)}")
-    if (isinstance(value, float) and not math.isfinite(value)) or not low <= value <= high:
-        raise InputError(f"{name} must be between {low:g} and {high:g}, got {_show(value)}")
-    return value
-
-
-def _whole(value: object, name: str, low: int, high: int) -> int:
-    number = _number(value, name, low, high)
-    if isinstance(number, float):  # 300.0 is fine (JSON clients send it), 2.5 is not
-        if not number.is_integer():
-            raise InputError(f"{name} must be a whole number, got {number:g}")
-        number = int(number)
-    return number
-
-
-def _switch(value: object, name: str) -> bool:
-    if isinstance(value, str) and value.strip().lower() in SWITCH_WORDS:  # as a link writes it
-        return SWITCH_WORDS[value.strip().lower()]
-    if not isinstance(value, bool):
-        raise InputError(f"{name} must be true or false, got {_show(value)}")
-    return value
-
-
-def _seed(value: object) -> int:
-    if value is None or (isinstance(value, str) and value.strip().lower() in RANDOM_SEED_WORDS):
-        return secrets.randbelow(10**9)  # short enough to type back in
-    try:
-        return _whole(value, "seed", 0, MAX_SEED)
-    except InputError:
-        raise InputError(f"the seed must be a whole number from 0 to {MAX_SEED}, or blank for a new song; "
-                         f"got {_show(value)}") from None
-
-
-# A song's link: the page's address with these query keys (and ``end=off`` when "End with the song" was off).
-LINK_KEYS = ("line", "temperature", "length", "top_k", "top_p", "seed", "voice")
-
-
-def song_settings(request: Request, voice: str | None = None) -> dict[str, str]:
-    """Everything that wrote a song, by the link's keys, as text that reads back to the same song."""
-    settings = {"line": request.seed_line, "temperature": repr(request.temperature), "length": str(request.length),
-                "top_k": str(request.top_k or 0), "top_p": repr(request.top_p or 1.0), "seed": str(request.seed)}
-    if voice is not None:
-        settings["voice"] = voice
-    if not request.end_with_song:
-        settings["end"] = "off"
-    return settings
-
-
-def song_link(page: str, request: Request, voice: str | None = None) -> str:
-    """A link to the page (its address, any query dropped) that writes this song again."""
-    return page.split("#")[0].split("?")[0] + "?" + urllib.parse.urlencode(song_settings(request, voice))
-
-
-def read_link(query: Mapping[str, str], vocab_size: int) -> Request | None:
-    """The song a link asks for, its missing keys at the page's defaults; None for a page opened
-    without one. Raises InputError for a value that cannot be used (the voice is the caller's to check)."""
-    if not query.keys() & {*LINK_KEYS, "end"}:
-        return None
-    return parse_request(query.get("line", ""), query.get("temperature", DEFAULT_TEMPERATURE),
-                         query.get("length", DEFAULT_LENGTH), query.get("top_k", 0), query.get("top_p", DEFAULT_TOP_P),
-                         query.get("seed", ""), vocab_size, query.get("end", True))
-
-
-def keepsake(request: Request, song: str, voice: str | None = None, link: str | None = None) -> str:
-    """A song as a text file: a short header that is enough to write it again, then the song."""
-    header = ["LyricGPT wrote this song. These settings write it again, on the page or through /generate:"]
-    # A first line of several lines is quoted (JSON), so that the header keeps one setting a line.
-    header += [f"{key}: {json.dumps(value) if chr(10) in value else value}"
-               for key, value in song_settings(request, voice).items()]
-    if request.end_with_song:
-        header.append("end: on")
-    if link:
-        header.append(f"link: {link}")
-    return "\n".join(header) + "\n\n" + song + "\n"
-
-
-def keepsake_name(request: Request) -> str:
-    """A file name for the song: its first words and its seed."""
-    words = re.sub(r"[^a-z0-9]+", "-", request.seed_line.lower()).strip("-")[:40].strip("-") or "song"
-    return f"{words}-seed-{request.seed}.txt"
-
-
 @dataclass(frozen=True)
 class LoadedModel:
     """The model being served, how to describe it to people, and why we fell back, if we did."""
@@ -230,13 +84,13 @@ class LoadedModel:
         params = sum(p.numel() for p in self.lm.model.parameters())
         shape = (f"{config.n_layer} layers x {config.n_embd} wide" if hasattr(config, "n_layer") else "bigram")
         text = (f"**Model:** {config.architecture.upper()} ({shape}, {config.context_length}-character context, "
-                f"{params / 1e6:.2f} M parameters) from {_markdown_text(self.source)}")
+                f"{params / 1e6:.2f} M parameters) from {markdown_text(self.source)}")
         if self.fallback_reason:
-            text += f". Fell back to the bundled model because {_markdown_text(self.fallback_reason)}"
+            text += f". Fell back to the bundled model because {markdown_text(self.fallback_reason)}"
         return text
 
 
-def _markdown_text(text: str) -> str:
+def markdown_text(text: str) -> str:
     """Shown as written: an error message's model_name or *.png must not turn into italics."""
     return re.sub(r"([\\`*_\[\]<>~])", r"\\\1", text)
 

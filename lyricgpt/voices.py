@@ -25,8 +25,8 @@ from .data import CorpusError, read_corpus, songbook_split, train_val_split
 from .evaluate import score_text
 from .lm import CARD_NAME, LyricModel, card_training_settings
 from .model import Bigram, BigramConfig
-from .serving import (EXAMPLE_LINES, InputError, LoadedModel, _markdown_text, _show, load_for_serving,
-                      public_message)
+from .serving import EXAMPLE_LINES, LoadedModel, markdown_text, load_for_serving, public_message
+from .song_request import InputError, show_value
 from .tokenizer import CharTokenizer
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ class Voice:
         """The line above the voice's song (markdown)."""
         bpc = self.lm.val_bits_per_char
         figure = f": {bpc:.3f} bits per character on its validation songs" if bpc else ""
-        return f"**GPT, {_markdown_text(self.name)}**{figure}"
+        return f"**GPT, {markdown_text(self.name)}**{figure}"
 
     def baseline(self) -> Baseline:
         """The bigram from the same songs, counted at first use (seconds for the bundled corpus)."""
@@ -106,7 +106,7 @@ def find_voice(voices: list[Voice], wanted: object) -> Voice:
             if wanted.strip().casefold() in (voice.name.casefold(), voice.label.casefold()):
                 return voice
     names = ", ".join(repr(v.name) for v in voices)
-    raise InputError(f"there is no voice {_show(wanted)}; choose one of: {names}")
+    raise InputError(f"there is no voice {show_value(wanted)}; choose one of: {names}")
 
 
 def count_bigram(tokenizer: CharTokenizer, text: str, context_length: int) -> LyricModel:
@@ -153,7 +153,7 @@ def model_line(voices: list[Voice], notes: list[str], chosen: Voice) -> str:
     could not be served as itself, so that no failure goes unsaid whichever voice is chosen."""
     others = [f"Another voice fell back to the bundled model because {v.served.fallback_reason}"
               for v in voices if v is not chosen and v.served.fallback_reason]
-    return " ".join([chosen.served.describe()] + [_markdown_text(n) + "." for n in others + notes])
+    return " ".join([chosen.served.describe()] + [markdown_text(n) + "." for n in others + notes])
 
 
 def _unique(name: str, taken: list[str]) -> str:

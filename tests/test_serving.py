@@ -22,10 +22,9 @@ from lyricgpt import serving
 from lyricgpt.data import SONG_BREAK
 from lyricgpt.engine import Engine
 from lyricgpt.sampler import DEFAULT_TEMPERATURE, MIN_SONG_CHARS, Step
-from lyricgpt.serving import (DEFAULT_LENGTH, LINK_KEYS, MAX_LENGTH, MAX_SEED, MAX_TEMPERATURE, UPDATE_EVERY_S,
-                              InputError, Request, keepsake, keepsake_name, read_link, song_link,
-                              load_for_serving, parse_request, prob_class, public_message, seed_notes,
-                              stream_song)
+from lyricgpt.serving import UPDATE_EVERY_S, load_for_serving, prob_class, public_message, seed_notes, stream_song
+from lyricgpt.song_request import (DEFAULT_LENGTH, LINK_KEYS, MAX_LENGTH, MAX_SEED, MAX_TEMPERATURE, InputError, Request,
+                                   keepsake, keepsake_name, parse_request, read_link, song_link)
 
 
 def request(**changes) -> Request:

@@ -12,7 +12,8 @@ import pytest
 
 from lyricgpt.data import read_corpus, train_val_split
 from lyricgpt.evaluate import score_text
-from lyricgpt.serving import EXAMPLE_LINES, InputError
+from lyricgpt.serving import EXAMPLE_LINES
+from lyricgpt.song_request import InputError
 from lyricgpt.voices import find_voice, load_voices, model_line
 
 
