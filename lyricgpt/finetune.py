@@ -48,7 +48,7 @@ def take_shape(values: dict, given: dict, base: LyricModel) -> None:
     shape = {"model": "gpt", **{k: getattr(base.model.config, k) for k in SHAPE if k != "model"}}
     clashes = [f"--{k.replace('_', '-')} {given[k]}" for k in SHAPE if k in given and given[k] != shape[k]]
     if clashes:
-        described = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in shape.items() if k != "model")
+        described = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in shape.items() if k != "model")
         raise TrainingError(f"--init-from takes the model's shape from {base.source} ({described}); "
                             f"drop {' and '.join(clashes)}")
     values.update(shape)
