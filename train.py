@@ -20,7 +20,7 @@ from lyricgpt.finetune import RECIPE as FINETUNE_RECIPE
 from lyricgpt.finetune import base_corpus, load_base, take_shape
 from lyricgpt.export import EXPORT_FILES, ExportError, check_can_export, export, transformers_repo
 from lyricgpt.hub import MODEL_FILES, HubError, check_can_push, push
-from lyricgpt.lm import load_model
+from lyricgpt.lm import LyricModel, load_model
 from lyricgpt.runtime import setup_runtime
 from lyricgpt.train_config import PRESETS, TrainConfig, TrainingError, resumed_config
 from lyricgpt.training import Trainer
@@ -112,8 +112,9 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
-def build_config(args: argparse.Namespace, state: dict | None = None) -> TrainConfig:
-    """Defaults, then the preset, then the flags given; or, to resume, the saved run's settings."""
+def build_config(args: argparse.Namespace, state: dict | None = None, base: LyricModel | None = None) -> TrainConfig:
+    """Defaults, then the preset (or, with --init-from, the fine-tuning recipe and ``base``'s shape),
+    then the flags given; or, to resume, the saved run's settings."""
     values = dataclasses.asdict(TrainConfig())
     given = {k: v for k, v in vars(args).items() if k in values and v is not None}
     if state is not None:
@@ -122,7 +123,7 @@ def build_config(args: argparse.Namespace, state: dict | None = None) -> TrainCo
         if args.preset:
             raise TrainingError("--preset and --init-from do not go together: fine-tuning takes its shape from "
                                 "the base model and its recipe from the fine-tuning recipe (override single settings instead)")
-        base = load_base(args.init_from)
+        base = base or load_base(args.init_from)
         values.update(FINETUNE_RECIPE)
         take_shape(values, given, base)
         values["replay_data"] = base_corpus(base)
@@ -144,13 +145,15 @@ def main(argv: list[str] | None = None) -> int:
                      "(or --out OUT --resume, to continue a run)")
     try:
         state = load_checkpoint(Path(args.out or TrainConfig.out) / "ckpt_last.pt") if args.resume else None
-        cfg = build_config(args, state)
+        # Fine-tuning's base model, loaded once: it gives the run its shape, then its weights.
+        base = load_base(args.init_from) if args.init_from and state is None else None
+        cfg = build_config(args, state, base)
         if args.push_to_hub:  # fail before training, not after an hour of it
             check_can_push(args.push_to_hub)
             if cfg.model == "gpt":
                 check_can_push(transformers_repo(args.push_to_hub))
                 check_can_export()
-        trainer = Trainer(cfg, setup_runtime(cfg), state=state, stop_at_step=args.stop_at_step)
+        trainer = Trainer(cfg, setup_runtime(cfg), state=state, stop_at_step=args.stop_at_step, base=base)
         folder = trainer.run()
     except (TrainingError, CorpusError, CheckpointError, HubError, ExportError,
             OSError) as e:  # OSError: disk full, no permission

@@ -99,6 +99,11 @@ def songbook_split(text: str, min_chars: int = 0, val_share: float = 0.1) -> tup
     return train, val
 
 
+def split_as_trained(text: str, min_chars: int, fine_tuned: bool) -> tuple[str, str]:
+    """The split train.py makes: whole songs of a songbook when fine-tuning, else ``train_val_split``."""
+    return (songbook_split if fine_tuned else train_val_split)(text, min_chars=min_chars)
+
+
 def random_windows(data: torch.Tensor, context_length: int, n_rows: int,
                    generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """``n_rows`` random windows of the text and, for each, the same window shifted by one."""

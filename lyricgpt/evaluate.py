@@ -13,7 +13,7 @@ import sys
 import torch
 import torch.nn.functional as F
 
-from .data import CorpusError, read_corpus, scoring_windows, songbook_split, train_val_split
+from .data import CorpusError, read_corpus, scoring_windows, split_as_trained
 from .lm import LyricModel, ModelError, card_training_settings, load_model
 from .model import IGNORE_INDEX
 from .tokenizer import TokenizerError
@@ -71,8 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         text = read_corpus(args.text)
         if args.val_split:
             fine_tuned = bool(card_training_settings(lm.folder).get("init_from"))
-            split = songbook_split if fine_tuned else train_val_split  # as train.py split it
-            _, text = split(text, min_chars=lm.context_length + 1)
+            _, text = split_as_trained(text, lm.context_length + 1, fine_tuned)
         result = {"model": args.model, "text": args.text, **score_text(lm, text)}
     except (ModelError, WeightsError, TokenizerError, CorpusError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)

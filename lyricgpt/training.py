@@ -18,7 +18,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .data import random_windows, read_corpus, songbook_split, split_songs, train_val_split
+from .data import random_windows, read_corpus, split_as_trained, split_songs, train_val_split
 from .evaluate import score_text, total_nats
 from .finetune import grow_vocabulary, load_base
 from .lm import LyricModel
@@ -43,8 +43,9 @@ class Trainer:
     """Holds one run's state, so that it can be saved, resumed and evaluated in one place."""
 
     def __init__(self, cfg: TrainConfig, rt: Runtime, state: dict | None = None,
-                 stop_at_step: int | None = None):
-        """``state``: a checkpoint to resume from (see ``resumed_config``)."""
+                 stop_at_step: int | None = None, base: LyricModel | None = None):
+        """``state``: a checkpoint to resume from (see ``resumed_config``). ``base``: the model that
+        ``cfg.init_from`` names, if the caller has loaded it already."""
         check_config(cfg)
         if stop_at_step is not None and stop_at_step < 0:
             raise TrainingError(f"--stop-at-step must be at least 0, got {stop_at_step}")
@@ -57,14 +58,13 @@ class Trainer:
         text = read_corpus(cfg.data)
         # Fine-tuning (--init-from) starts from a trained model, with a row added for each character
         # of the songbook it has never seen; the base is kept as it is, to compare against.
-        self.base = load_base(cfg.init_from) if cfg.init_from else None
+        self.base = base or (load_base(cfg.init_from) if cfg.init_from else None)
         start, self.new_chars = grow_vocabulary(self.base, text) if self.base else (None, [])
         if state:
             self.tokenizer = CharTokenizer(state["chars"])
         else:
             self.tokenizer = start.tokenizer if start else CharTokenizer.from_text(text)
-        split = songbook_split if self.base else train_val_split
-        train_text, val_text = split(text, min_chars=cfg.context_length + 1)
+        train_text, val_text = split_as_trained(text, cfg.context_length + 1, fine_tuned=self.base is not None)
         self.data_summary = {"path": cfg.data, "chars": len(text), "songs": len(split_songs(text)),
                              "train_chars": len(train_text), "val_chars": len(val_text),
                              "val_songs": len(split_songs(val_text)),

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from .data import CorpusError, read_corpus, songbook_split, train_val_split
+from .data import CorpusError, read_corpus, split_as_trained
 from .evaluate import score_text
 from .lm import CARD_NAME, LyricModel, card_training_settings
 from .model import Bigram, BigramConfig
@@ -86,8 +86,7 @@ class Voice:
             return Baseline(None, "No bigram baseline for this voice: the songs it learned from are not on this "
                                   "server, and a bigram scored on other songs would not compare like with like.")
         try:
-            split = songbook_split if self.fine_tuned else train_val_split  # as train.py split them
-            train, val = split(read_corpus(self.data), min_chars=self.lm.context_length + 1)
+            train, val = split_as_trained(read_corpus(self.data), self.lm.context_length + 1, self.fine_tuned)
         except (CorpusError, OSError) as e:
             log.warning("no bigram for the voice %r: %s", self.name, e)
             return Baseline(None, f"No bigram baseline for this voice: {public_message(str(e))}")
