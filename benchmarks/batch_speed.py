@@ -9,9 +9,13 @@ at a time (the same number of characters, measured in the same run: this machine
 
     python benchmarks/batch_speed.py --steps                  # one decoding step, plain and compiled
 
---steps prints instead the time of one decoding step (at half the context) of the plain KV cache
-and of lyricgpt.fast_step, against the floor: reading every weight once; then the time of the first
-compiled step (the compilation) in a fresh process, with inductor's on-disk cache cold and warm.
+--steps prints instead the time of one decoding step (at half the context): the plain KV cache (as
+with LYRICGPT_COMPILE=0), lyricgpt.fast_step's compiled step with a graph per bucket (what the loops
+use) and with one graph for a dynamic batch, against the floor: reading every weight once; then
+the time to compile every bucket of the engine (--compile-batch) in a fresh process, with
+inductor's on-disk cache cold and warm.
+
+The single-song loop and the batch decode as LYRICGPT_COMPILE says (on unless it is 0).
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ import torch  # noqa: E402
 
 from lyricgpt import load_model  # noqa: E402
 from lyricgpt.batching import BatchSampler  # noqa: E402
-from lyricgpt.fast_step import FastDecoder  # noqa: E402
+from lyricgpt.decoding import PlainDecoder  # noqa: E402
+from lyricgpt.fast_step import FastDecoder, buckets, decode_step  # noqa: E402
 from lyricgpt.sampler import SamplingSettings, generate  # noqa: E402
 
 SEED_LINE = "Down by the river where the old mill stands"
@@ -64,27 +69,29 @@ def weights_read_time(model) -> float:
     return time.perf_counter() - start
 
 
+def dynamic_step(model, cache, tokens):
+    """``decode_step`` under a name of its own, so that its graphs are not the per-bucket ones."""
+    return decode_step(model, cache, tokens)
+
+
 @torch.inference_mode()
-def step_time(model, batch: int, fast: bool, steps: int = 50) -> float:
-    """Mean seconds of one decoding step of ``batch`` rows, each at half the context."""
+def step_time(model, batch: int, way: str, steps: int = 50) -> float:
+    """Mean seconds of one decoding step of ``batch`` rows, each at half the context, by ``way``:
+    "plain" (the model's forward and its KVCache, as with LYRICGPT_COMPILE=0), "fast" (the compiled
+    step, a graph per bucket) or "dynamic" (the compiled step, one graph whatever the batch)."""
     half = model.config.context_length // 2
-    prompt = torch.zeros(batch, half, dtype=torch.long)
-    if fast:
-        decoder = FastDecoder(model, batch)
-        decoder.prefill(prompt)
-        run = decoder.step
-        lengths = decoder.cache.lengths
-    else:
-        cache = model.new_cache(batch)
-        model(prompt, cache=cache)
-        def run(tokens):
-            return model(tokens[:, None], cache=cache)
-        lengths = cache.lengths
-    tokens = torch.zeros(batch, dtype=torch.long)
-    run(tokens)  # compiles, for the fast step
+    decoder = PlainDecoder(model, batch) if way == "plain" else FastDecoder(model, batch)
+    for row in range(batch):
+        decoder.prefill(row, [0] * half)
+    run = decoder.step
+    if way == "dynamic":
+        compiled = torch.compile(dynamic_step, fullgraph=True, dynamic=True)
+        run = lambda tokens: compiled(model, decoder.cache, torch.tensor(tokens))  # noqa: E731
+    tokens = [0] * batch
+    run(tokens)  # compiles, for the compiled ways
     total = 0.0
     for _ in range(steps):
-        lengths.fill_(half)
+        decoder.lengths.fill_(half)
         start = time.perf_counter()
         run(tokens)
         total += time.perf_counter() - start
@@ -92,10 +99,11 @@ def step_time(model, batch: int, fast: bool, steps: int = 50) -> float:
 
 
 def compile_seconds(args) -> float:
-    """The first fast step at batch 1 (tracing and compiling) in this fresh process."""
+    """Compiling every bucket of a --compile-batch decoder (what the engine does before it is
+    ready), in this fresh process."""
     lm = load_model(args.model)
     start = time.perf_counter()
-    step_time(lm.model, 1, fast=True, steps=0)
+    FastDecoder(lm.model, args.compile_batch).warm_up()
     return time.perf_counter() - start
 
 
@@ -103,20 +111,22 @@ def print_steps(model, args) -> None:
     median = statistics.median
     floor = median(weights_read_time(model) for _ in range(20 * args.repeats))
     print(f"reading every weight once: {floor * 1e3:.2f} ms")
-    print("| batch | plain step | fast step | fast against plain | fast against the floor |\n|---:|---:|---:|---:|---:|")
+    print("| batch | plain step | compiled, a graph per bucket | compiled, dynamic batch | bucket against plain "
+          "| bucket against the floor |\n|---:|---:|---:|---:|---:|---:|")
     for batch in args.batches:
-        pairs = [(step_time(model, batch, fast=False), step_time(model, batch, fast=True))
-                 for _ in range(args.repeats)]  # interleaved, so drift hits both alike
-        plain, fast = median(p for p, _ in pairs), median(f for _, f in pairs)
-        print(f"| {batch} | {plain * 1e3:.2f} ms | {fast * 1e3:.2f} ms | {plain / fast:.2f}x faster "
-              f"| {fast / floor:.1f}x |", flush=True)
+        ways = ("plain", "fast", "dynamic")
+        runs = [[step_time(model, batch, way) for way in ways] for _ in range(args.repeats)]  # interleaved
+        plain, fast, dynamic = (median(r[i] for r in runs) for i in range(3))
+        print(f"| {batch} | {plain * 1e3:.2f} ms | {fast * 1e3:.2f} ms | {dynamic * 1e3:.2f} ms "
+              f"| {plain / fast:.2f}x faster | {fast / floor:.1f}x |", flush=True)
     with tempfile.TemporaryDirectory() as cache_dir:  # inductor's on-disk cache: cold, then warm
         env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=cache_dir)
         command = [sys.executable, __file__, "--model", args.model, "--threads", str(args.threads),
-                   "--compile-seconds"]
+                   "--compile-seconds", "--compile-batch", str(args.compile_batch)]
         for state in ("cold", "warm"):
             out = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
-            print(f"first fast step at batch 1 in a fresh process, on-disk cache {state}: {float(out):.1f} s")
+            print(f"compiling every bucket of {args.compile_batch} rows ({buckets(args.compile_batch)}) in a fresh "
+                  f"process, inductor's on-disk cache {state}: {float(out):.1f} s", flush=True)
 
 
 def main() -> None:
@@ -127,6 +137,8 @@ def main() -> None:
     parser.add_argument("--chars", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", action="store_true", help="time one decoding step, plain and compiled")
+    parser.add_argument("--compile-batch", type=int, default=32, help="with --steps: the engine's batch cap, whose "
+                        "buckets are compiled to time the start-up")
     parser.add_argument("--compile-seconds", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -3,12 +3,16 @@
     python benchmarks/load.py                           # the app, then the baseline, N = 1 4 16 32 64
     python benchmarks/load.py --streams 16 --batch 16 --threads 2   # other engine settings
     python benchmarks/load.py --baseline none           # the app only
+    python benchmarks/load.py --baseline none --compile-off   # the app, then itself with LYRICGPT_COMPILE=0
 
 The baseline is the app as it was before the batched engine (git revision --baseline, default
 4972c92: two songs at a time, one torch thread each, everyone else queued), checked out in a
 temporary worktree and run on the same model in this same run, since this machine's speed drifts.
 
-For each N (300 characters each) prints: streams completed / refused busy / failed, time to first
+--compile-off also runs this app with LYRICGPT_COMPILE=0 (the engine steps without the compiled
+step of lyricgpt.fast_step), and prints the compiled app's aggregate against it.
+
+For each N (300 characters each) prints: the app's start-up time, then streams completed / refused busy / failed, time to first
 character (median, p95), per-stream chars/s after the first character (median, slowest),
 aggregate chars/s; then the server's peak memory (VmHWM, its engine process included) after each N.
 """
@@ -148,8 +152,8 @@ def readable_by(tree: Path, model: Path, copy: Path) -> Path:
 
 
 def measure(name: str, env: dict, settings: dict, app_py: Path, streams: list[int], chars: int) -> list[dict]:
-    with running_app(env, app_py=app_py, **settings) as app:
-        print(f"\n{name}: {settings}; {chars} characters per stream", flush=True)
+    with running_app(env, timeout=600, app_py=app_py, **settings) as app:
+        print(f"\n{name}: {settings}; {chars} characters per stream; started in {app.startup_s:.1f} s", flush=True)
         client = Client(app.url, verbose=False, max_workers=max(40, max(streams)))
         client.predict(SEED_LINE, 0.8, 20, api_name="/generate")  # warm-up
         rows = []
@@ -167,6 +171,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, help="LYRICGPT_BATCH: songs the engine writes at once")
     parser.add_argument("--waiting", type=int, help="LYRICGPT_WAITING: songs that may wait for a place")
     parser.add_argument("--baseline", default=BASELINE, help="git revision of the baseline app, or none")
+    parser.add_argument("--compile-off", action="store_true", help="also run this app with LYRICGPT_COMPILE=0")
     parser.add_argument("--streams", type=int, nargs="+", default=[1, 4, 16, 32, 64])
     parser.add_argument("--chars", type=int, default=300)
     args = parser.parse_args()
@@ -176,6 +181,9 @@ def main() -> None:
     settings.update({name: str(value) for name, value in [
         ("LYRICGPT_THREADS", args.threads), ("LYRICGPT_BATCH", args.batch), ("LYRICGPT_WAITING", args.waiting)] if value})
     results = {"batched engine": measure("batched engine", env, settings, ROOT / "app.py", args.streams, args.chars)}
+    if args.compile_off:
+        results["LYRICGPT_COMPILE=0"] = measure("LYRICGPT_COMPILE=0", {**env, "LYRICGPT_COMPILE": "0"}, settings,
+                                                ROOT / "app.py", args.streams, args.chars)
     if args.baseline != "none":
         with checkout(args.baseline) as tree:
             base_env = {**env, "PYTHONPATH": str(tree)}
@@ -191,10 +199,10 @@ def main() -> None:
             print(f"| {name} | {r['n']} | {r['done']} | {r['busy']} | {r['failed']} | {r['first_median']:.2f} s | "
                   f"{r['first_p95']:.2f} s | {r['rate_median']:.0f} | {r['rate_slowest']:.0f} | {r['aggregate']:.0f} | "
                   f"{r['peak_mb']:.0f} MB |")
-    if len(results) == 2:
-        engine, base = results.values()
-        ratios = ", ".join(f"N={a['n']}: {a['aggregate'] / b['aggregate']:.1f}x" for a, b in zip(engine, base))
-        print(f"\naggregate chars/s, engine against baseline: {ratios}")
+    engine = results["batched engine"]
+    for name, base in list(results.items())[1:]:
+        ratios = ", ".join(f"N={a['n']}: {a['aggregate'] / b['aggregate']:.2f}x" for a, b in zip(engine, base))
+        print(f"\naggregate chars/s, this app against {name}: {ratios}")
 
 
 if __name__ == "__main__":

@@ -1,13 +1,18 @@
-"""Streaming speed of the KV-cached sampler against recomputing the whole window per character.
+"""Streaming speed of the sampler: the compiled step, the plain KV cache, and recomputing the window.
 
     python benchmarks/sampler_speed.py                       # 4 layers, width 256, context 256
     python benchmarks/sampler_speed.py --chars 300 --threads 1
     python benchmarks/sampler_speed.py --model assets/model --chars 500 --repeats 5   # a trained model
     python benchmarks/sampler_speed.py --model assets/model --against 4972c92:assets/model   # and another
 
-Prints, for each way, the median over the repeats of the streamed characters per second and the
-time to the first character, and the speedup of the cache, all measured in this one run. Without
---model the weights are random: speed does not depend on what the model has learned. Goal: 5x or more.
+Prints, for each way, the median over the repeats (interleaved, so that drift hits every way alike)
+of the streamed characters per second, the cost of a character against the floor (reading every
+weight once, measured in the same run) and the time to the first character; then the speedups, all
+measured in this one run. The ways: sampler.generate with its compiled step (lyricgpt.fast_step),
+the same with LYRICGPT_COMPILE=0 (the plain KV cache), and no cache at all. Without --model the
+weights are random: speed does not depend on what the model has learned. Goals: the cache 5x or
+more over recomputing; the compiled step 2x or more over the plain cache, and a character within
+2.5x of the floor (issue 27).
 --against streams another model the same way (a folder, or REVISION:FOLDER for one in git's
 history), and prints its speed beside this one's.
 """
@@ -47,12 +52,26 @@ def recompute_generate(model: GPT, prompt: list[int], max_new_tokens: int, tempe
         yield token
 
 
+def compiled(model: GPT, prompt: list[int], n: int, seed: int) -> Iterator[int]:
+    os.environ["LYRICGPT_COMPILE"] = "1"  # read when generate makes its decoder, at the first character
+    return (step.token for step in generate(model, prompt, n, temperature=1.0, seed=seed))
+
+
 def cached(model: GPT, prompt: list[int], n: int, seed: int) -> Iterator[int]:
+    os.environ["LYRICGPT_COMPILE"] = "0"
     return (step.token for step in generate(model, prompt, n, temperature=1.0, seed=seed))
 
 
 def recomputed(model: GPT, prompt: list[int], n: int, seed: int) -> Iterator[int]:
     return recompute_generate(model, prompt, n, temperature=1.0, seed=seed)
+
+
+def weights_read_time(model: GPT) -> float:
+    """Seconds to read every weight once (``w.sum()`` over the parameters): the floor under a step."""
+    start = time.perf_counter()
+    for p in model.parameters():
+        p.sum()
+    return time.perf_counter() - start
 
 
 def time_stream(stream: Iterator[int]) -> tuple[float, float, int]:
@@ -66,17 +85,19 @@ def time_stream(stream: Iterator[int]) -> tuple[float, float, int]:
     return first or 0.0, time.perf_counter() - start, count
 
 
-def measure(way: Callable, model: GPT, prompt: list[int], n: int, repeats: int) -> tuple[float, float]:
-    """Median streamed characters per second and median time to the first character."""
-    time_stream(way(model, prompt, 10, seed=0))  # warm-up: first-call allocations and kernels
-    rates, firsts = [], []
+def measure(ways: dict[str, Callable], model: GPT, prompt: list[int], n: int, repeats: int) -> dict:
+    """Per way: median streamed characters per second, and median time to the first character."""
+    for way in ways.values():
+        time_stream(way(model, prompt, 10, seed=0))  # warm-up: compilation, first-call allocations
+    rates, firsts = {name: [] for name in ways}, {name: [] for name in ways}
     for r in range(repeats):
-        first, total, count = time_stream(way(model, prompt, n, seed=r))
-        assert count == n
-        rates.append(n / total)
-        firsts.append(first)
-        print(f"  {way.__name__} run {r + 1}: {n / total:.1f} chars/s, first after {first * 1000:.1f} ms", flush=True)
-    return statistics.median(rates), statistics.median(firsts)
+        for name, way in ways.items():
+            first, total, count = time_stream(way(model, prompt, n, seed=r))
+            assert count == n
+            rates[name].append(n / total)
+            firsts[name].append(first)
+            print(f"  {name} run {r + 1}: {n / total:.1f} chars/s, first after {first * 1000:.1f} ms", flush=True)
+    return {name: (statistics.median(rates[name]), statistics.median(firsts[name])) for name in ways}
 
 
 def model_at(spec: str, folder: str):
@@ -123,22 +144,26 @@ def main() -> None:
     print(f"GPT {c.n_layer} layers x {c.n_embd} wide, {c.n_head} heads, context {c.context_length}, "
           f"{model.num_params() / 1e6:.2f}M parameters; prompt {len(prompt)} chars, "
           f"{args.chars} new chars, median of {args.repeats}")
-    results = {}
-    for name, way in (("kv cache", cached), ("recompute", recomputed)):
-        rate, first = measure(way, model, prompt, args.chars, args.repeats)
-        results[name] = rate
-        print(f"{name:>10}: {rate:8.1f} chars/s   first char after {first * 1000:7.1f} ms", flush=True)
-    print(f"   speedup: {results['kv cache'] / results['recompute']:.1f}x (goal: 5x or more)")
+    ways = {"compiled step": compiled, "kv cache, LYRICGPT_COMPILE=0": cached, "recompute": recomputed}
+    results = measure(ways, model, prompt, args.chars, args.repeats)
+    floor = statistics.median(weights_read_time(model) for _ in range(50))
+    print(f"reading every weight once: {floor * 1000:.3f} ms")
+    for name, (rate, first) in results.items():
+        print(f"{name:>29}: {rate:8.1f} chars/s, {1000 / rate:6.3f} ms a character ({1 / rate / floor:4.1f}x the "
+              f"floor), first char after {first * 1000:7.1f} ms", flush=True)
+    rate = {name: r for name, (r, _) in results.items()}
+    print(f"   the cache against recomputing: {rate['kv cache, LYRICGPT_COMPILE=0'] / rate['recompute']:.1f}x (goal: 5x or more)")
+    print(f"   the compiled step against the plain cache: {rate['compiled step'] / rate['kv cache, LYRICGPT_COMPILE=0']:.2f}x "
+          f"(goal: 2x or more); a character {1 / rate['compiled step'] / floor:.1f}x the floor (goal: 2.5x or less)")
     if args.against:
         with tempfile.TemporaryDirectory() as tmp:
             other = model_at(args.against, tmp).model.eval()
-        rate, first = measure(cached, other, prompt, args.chars, args.repeats)
-        again, _ = measure(cached, model, prompt, args.chars, args.repeats)  # this model again, after the other
-        ours = statistics.median([results["kv cache"], again])
-        print(f"{args.against}: {rate:8.1f} chars/s   first char after {first * 1000:7.1f} ms")
-        print(f"   this model streams at {ours / rate:.0%} of its speed (this model before and after it: "
-              f"{results['kv cache']:.1f} and {again:.1f} chars/s)")
-
+        theirs = measure({"theirs": compiled}, other, prompt, args.chars, args.repeats)["theirs"]
+        again = measure({"ours": compiled}, model, prompt, args.chars, args.repeats)["ours"]  # after the other
+        ours = statistics.median([rate["compiled step"], again[0]])
+        print(f"{args.against}: {theirs[0]:8.1f} chars/s   first char after {theirs[1] * 1000:7.1f} ms")
+        print(f"   this model streams at {ours / theirs[0]:.0%} of its speed (this model before and after it: "
+              f"{rate['compiled step']:.1f} and {again[0]:.1f} chars/s)")
 
 if __name__ == "__main__":
     main()

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .decoding import make_decoder
 from .sampler import SamplingSettings, SongEnd, Step, describe, draw, make_rng, refill_length
 
 
@@ -62,8 +63,7 @@ class BatchSampler:
         self.capacity = capacity
         self.context = model.config.context_length
         self.keep = refill_length(self.context, refill_keep)
-        self.device = next(model.parameters()).device
-        self.cache = model.new_cache(capacity)
+        self.decoder = make_decoder(model, capacity)  # compiled where it can be (lyricgpt.decoding)
         self.songs: list[Song] = []  # song i lives in cache row i; rows 0..len-1 are in use
 
     @torch.inference_mode()
@@ -86,10 +86,11 @@ class BatchSampler:
         """Free the song's row at once: the last row moves into it, so rows in use stay contiguous."""
         i, last = self.songs.index(song), len(self.songs) - 1
         if i != last:
-            self.cache.copy_row(i, last)
+            self.decoder.move_row(i, last)
             self.songs[i] = self.songs[last]
+        else:
+            self.decoder.prefill(last, [])  # empties the row
         self.songs.pop()
-        self.cache.lengths[last] = 0
 
     @torch.inference_mode()
     def step(self) -> list[tuple[Song, Step]]:
@@ -101,10 +102,8 @@ class BatchSampler:
         n = len(self.songs)
         if n == 0:
             return []
-        inputs = torch.tensor([[s.next_input] for s in self.songs], device=self.device)
-        logits, _ = self.model(inputs, cache=self.cache.rows(0, n))
-        logits = logits[:, -1]
-        windows = self.cache.lengths[:n].tolist()
+        logits = self.decoder.step([s.next_input for s in self.songs])
+        windows = self.decoder.lengths[:n].tolist()
         uniforms, rows = [], []
         for i, song in enumerate(self.songs):  # each song from its own random stream
             try:
@@ -129,7 +128,7 @@ class BatchSampler:
             results.append((song, step))
         for song in [s for s in self.songs if s.finished]:
             self.remove(song)
-        for i, length in enumerate(self.cache.lengths[:len(self.songs)].tolist()):
+        for i, length in enumerate(self.decoder.lengths[:len(self.songs)].tolist()):
             if length == self.context:  # the position table ends here: re-fill
                 song = self.songs[i]
                 song.recent = song.recent[-self.keep:]
@@ -139,7 +138,4 @@ class BatchSampler:
     def _fill_row(self, i: int, song: Song) -> None:
         """Prefill row ``i`` with the song's window but its last token, which the next step feeds:
         the same window a single-song prefill reads, so the same logits."""
-        row = self.cache.rows(i, i + 1)
-        row.reset()
-        if len(song.recent) > 1:
-            self.model(torch.tensor([song.recent[:-1]], device=self.device), cache=row)
+        self.decoder.prefill(i, song.recent[:-1])

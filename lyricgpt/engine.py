@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 _END = object()  # put on a stream after its last step
 PATIENCE_S = 120.0  # a reader that waits longer than this for its next step gives up: never a hung stream
-START_TIMEOUT_S = 120.0  # for the engine's process to import torch and take the model
+START_TIMEOUT_S = 300.0  # for the engine's process to import torch, take the model and compile its step
 
 
 class EngineBusy(RuntimeError):
@@ -247,6 +247,7 @@ def serve(conn: Connection) -> None:
     model, max_batch, refill_keep, threads = pickle.loads(conn.recv_bytes())
     torch.set_num_threads(threads)
     sampler = BatchSampler(model, max_batch, refill_keep)
+    sampler.decoder.warm_up()  # compile every batch size before the first song waits for it
     conn.send("ready")
     try:
         _serve(conn, sampler)

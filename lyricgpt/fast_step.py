@@ -7,9 +7,15 @@ and one value tensor per layer (one 5-D tensor for all layers compiled 5x slower
 its own position and attends to every position under a mask. The shapes never change, so
 ``torch.compile(fullgraph=True, dynamic=False)`` makes the step one graph per batch size.
 
+Batch sizes come in buckets (1, 2, 4, ... up to the decoder's rows): n songs step as the smallest
+bucket that holds them, the rows past them stepping idle. A graph per bucket measured faster than
+one graph with a dynamic batch (docs/benchmarks.md). ``warm_up`` compiles them all before anyone
+waits; inductor keeps what it compiled on disk, so a restart compiles faster.
+
 The step runs ``GPT.network``, the same modules as ``GPT.forward``. A prefill (a prompt, or the
-re-fill of a full cache) runs eagerly. ``LYRICGPT_COMPILE=0`` turns compilation off; where it
-fails (no C++ compiler, an unsupported platform) the step runs eagerly after a one-line warning.
+re-fill of a full cache) runs eagerly. ``LYRICGPT_COMPILE=0`` turns compilation off (see
+``lyricgpt.decoding``); where it fails (no C++ compiler, an unsupported platform) the step runs
+eagerly after a one-line warning.
 """
 
 from __future__ import annotations
@@ -40,9 +46,23 @@ class StaticCache:
         """Positions filled in the longest row."""
         return int(self.lengths.max())
 
+    def rows(self, start: int, stop: int) -> "StaticCache":
+        """Rows start..stop-1 as a cache of their own that shares this one's memory."""
+        view = StaticCache.__new__(StaticCache)
+        view.keys, view.values = [k[start:stop] for k in self.keys], [v[start:stop] for v in self.values]
+        view.lengths, view.positions = self.lengths[start:stop], self.positions
+        view.context_length = self.context_length
+        return view
+
+    def copy_row(self, dst: int, src: int) -> None:
+        """Move row ``src`` (its keys, values and length) into row ``dst``."""
+        for k, v in zip(self.keys, self.values):
+            k[dst], v[dst] = k[src], v[src]
+        self.lengths[dst] = self.lengths[src]
+
     def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Store this layer's new keys/values; return what the new positions attend to: a step's
-        row, the whole context (``step`` masks the rest); a prefill from empty, its own positions."""
+        row, the whole context (``decode_step`` masks the rest); a prefill from empty, its own positions."""
         T = k.size(2)
         if T == 1:
             rows = torch.arange(k.size(0), device=k.device)
@@ -52,9 +72,6 @@ class StaticCache:
         self.keys[layer][:, :, :T] = k
         self.values[layer][:, :, :T] = v
         return self.keys[layer][:, :, :T], self.values[layer][:, :, :T]
-
-    def reset(self) -> None:
-        self.lengths.zero_()
 
 
 def decode_step(model: GPT, cache: StaticCache, tokens: torch.Tensor) -> torch.Tensor:
@@ -72,45 +89,82 @@ def compile_enabled() -> bool:
 
 @functools.cache
 def _compiled():
-    return torch.compile(decode_step, fullgraph=True, dynamic=False)
+    # cpp_wrapper: the graph's kernels are called from C++, not from a Python wrapper that checks
+    # ~60 tensors' sizes at every step: 1.24x faster at batch 1, the same from batch 4 (docs/benchmarks.md).
+    return torch.compile(decode_step, fullgraph=True, dynamic=False, options={"cpp_wrapper": True})
 
 
 _compile_failed = False
 
 
-class FastDecoder:
-    """A prompt's prefill and then one character per row at a time, with a ``StaticCache``."""
+def buckets(rows: int) -> list[int]:
+    """The batch sizes a decoder of ``rows`` rows compiles: powers of two below it, and itself."""
+    return [1 << i for i in range(rows.bit_length()) if 1 << i < rows] + [rows]
 
-    def __init__(self, model: GPT, batch_size: int = 1):
+
+class FastDecoder:
+    """Rows of text decoded with a ``StaticCache``: a row's prefill, then one token per row in use
+    at a time (the interface of ``lyricgpt.decoding.PlainDecoder``)."""
+
+    def __init__(self, model: GPT, rows: int = 1):
         self.model = model
-        self.cache = StaticCache(model, batch_size)
+        self.cache = StaticCache(model, rows)
+        self.buckets = buckets(rows)
 
     @property
-    def length(self) -> int:
-        return self.cache.length
+    def lengths(self) -> torch.Tensor:
+        """Positions filled, per row."""
+        return self.cache.lengths
 
-    def prefill(self, idx: torch.Tensor) -> torch.Tensor:
-        """Empty the cache and read ``idx`` (rows, T), every row from position 0; logits (rows, T, vocab)."""
-        T = idx.size(1)
-        if T > self.cache.context_length:
-            raise ValueError(f"{T} positions exceed the context length {self.cache.context_length}")
-        self.cache.reset()
-        logits = self.model.network(idx, torch.arange(T, device=idx.device), self.cache)
-        self.cache.lengths += T
-        return logits
+    def prefill(self, row: int, tokens: list[int]) -> torch.Tensor | None:
+        """Empty ``row`` and read ``tokens`` into it from position 0; the logits after the last one
+        (None for no tokens)."""
+        if len(tokens) > self.cache.context_length:
+            raise ValueError(f"{len(tokens)} positions exceed the context length {self.cache.context_length}")
+        view = self.cache.rows(row, row + 1)
+        view.lengths.zero_()
+        if not tokens:
+            return None
+        idx = torch.tensor([tokens], device=view.lengths.device)
+        if len(tokens) == 1:  # one token is a step from position 0 (``append`` tells them apart by T)
+            return decode_step(self.model, view, idx[0])[0]
+        logits = self.model.network(idx, torch.arange(len(tokens), device=idx.device), view)
+        view.lengths += len(tokens)
+        return logits[0, -1]
 
-    def step(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Each row's next logits (rows, vocab) after one more token per row (rows,)."""
+    def step(self, tokens: list[int]) -> torch.Tensor:
+        """Rows 0..n-1 each read one more token; their next logits (n, vocab)."""
+        n = len(tokens)
+        size = next(b for b in self.buckets if b >= n)
+        cache = self.cache.rows(0, size)
+        if int(cache.lengths[:n].max()) >= cache.context_length:
+            raise ValueError(f"the cache is full (context length {cache.context_length}): prefill again")
+        ids = torch.tensor(tokens + [0] * (size - n), device=cache.lengths.device)
+        logits = self._step(cache, ids)
+        self.cache.lengths[n:size] = 0  # rows past the songs only filled the bucket: they stay empty
+        return logits[:n]
+
+    def move_row(self, dst: int, src: int) -> None:
+        """Row ``src`` becomes row ``dst``; ``src`` is left empty."""
+        self.cache.copy_row(dst, src)
+        self.cache.lengths[src] = 0
+
+    @torch.inference_mode()  # as the loops step: a graph traced with autograd on would not be used
+    def warm_up(self) -> None:
+        """Compile every bucket now, so that no song waits for it; the rows are left empty."""
+        for size in self.buckets:
+            self.step([0] * size)
+        self.cache.lengths.zero_()
+
+    def _step(self, cache: StaticCache, tokens: torch.Tensor) -> torch.Tensor:
         global _compile_failed
-        if self.cache.length >= self.cache.context_length:
-            raise ValueError(f"the cache is full (context length {self.cache.context_length}): prefill again")
         if _compile_failed or not compile_enabled():
-            return decode_step(self.model, self.cache, tokens)
+            return decode_step(self.model, cache, tokens)
         try:
-            return _compiled()(self.model, self.cache, tokens)
+            return _compiled()(self.model, cache, tokens)
         except Exception as e:  # noqa: BLE001 - compilation is an optimisation: never fail to serve for it
             _compile_failed = True
             reason = str(e).strip().splitlines()[0] if str(e).strip() else ""
             warnings.warn(f"torch.compile failed ({type(e).__name__}: {reason[:200]}); decoding without it",
-                          RuntimeWarning, stacklevel=2)
-            return decode_step(self.model, self.cache, tokens)
+                          RuntimeWarning, stacklevel=3)
+            return decode_step(self.model, cache, tokens)

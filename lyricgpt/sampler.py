@@ -15,6 +15,8 @@ from typing import Iterator, Sequence
 
 import torch
 
+from .decoding import make_decoder
+
 
 TOP_N = 5  # alternatives kept per step, for the page's "what the model weighed" view
 # The settings the page starts with and a model card's samples are drawn at, chosen by reading
@@ -199,25 +201,24 @@ def generate(model: torch.nn.Module, prompt: list[int], max_new_tokens: int, tem
     settings = SamplingSettings(temperature, top_k, top_p)
     context = model.config.context_length
     keep = refill_length(context, refill_keep)
-    device = next(model.parameters()).device
     rng = make_rng(seed)
     recent = list(prompt[-context:])  # the tokens a re-fill would read
-    cache = model.new_cache(1)
+    decoder = make_decoder(model)  # one row: the compiled step where it can (lyricgpt.decoding)
 
-    logits, _ = model(torch.tensor([recent], device=device), cache=cache)
+    logits = decoder.prefill(0, recent)
     banned = end.banned(recent, 0) if end else None
     for i in range(max_new_tokens):
-        step = choose(logits[0, -1], settings, rng, window=cache.length, banned=banned)
+        length = int(decoder.lengths[0])
+        step = choose(logits, settings, rng, window=length, banned=banned)
         yield step
         recent.append(step.token)
         if i + 1 == max_new_tokens or (end and end.reached(recent)):
             return
 
         banned = end.banned(recent, i + 1) if end else None
-        if cache.length == context:  # the position table ends here: re-fill from the recent window
+        if length == context:  # the position table ends here: re-fill from the recent window
             recent = recent[-keep:]
-            cache.reset()
-            logits, _ = model(torch.tensor([recent], device=device), cache=cache)
+            logits = decoder.prefill(0, recent)
         else:
-            logits, _ = model(torch.tensor([[step.token]], device=device), cache=cache)
+            logits = decoder.step([step.token])[0]
         del recent[:-context]

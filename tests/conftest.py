@@ -19,6 +19,10 @@ torch.set_num_threads(1)
 # imports huggingface_hub, which reads these at import time.
 os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="lyricgpt-test-hf-home-")
 os.environ.pop("HF_TOKEN", None)
+# Compiling the decoding step takes seconds per model and batch size: the suite's many small models
+# decode plainly (here and in the processes it starts); tests/test_fast_step.py turns it on and
+# pins the compiled step, the solo loop and the batch against this plain path.
+os.environ["LYRICGPT_COMPILE"] = "0"
 
 
 @pytest.fixture(scope="session")
