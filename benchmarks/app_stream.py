@@ -46,7 +46,8 @@ def time_app(client: Client, chars: int, seed: int, colour: bool) -> tuple[float
     """(chars/s from submit to the last update, seconds to the first character, updates received,
     chars/s the server measured for its own sampling loop)"""
     start = time.perf_counter()
-    job = client.submit(SEED_LINE, 0.8, chars, 0, 1.0, str(seed), colour, api_name="/generate")
+    job = client.submit(seed_line=SEED_LINE, temperature=0.8, length=chars, seed=str(seed), colour=colour,
+                        end_with_song=False, api_name="/generate")  # every song runs to its length
     first, updates, lyric, status = None, 0, "", ""
     for lyric, _, status in job:
         updates += 1

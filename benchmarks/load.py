@@ -3,11 +3,13 @@
     python benchmarks/load.py                           # the app, then the baseline, N = 1 4 16 32 64
     python benchmarks/load.py --streams 16 --batch 16 --threads 2   # other engine settings
     python benchmarks/load.py --baseline none           # the app only
-    python benchmarks/load.py --baseline none --compile-off   # the app, then itself with LYRICGPT_COMPILE=0
+    python benchmarks/load.py --baseline none --compile-off --repeats 3   # against itself with LYRICGPT_COMPILE=0
+    python benchmarks/load.py --baseline none --also "LYRICGPT_BATCH=48" --streams 64   # other engine settings
 
 The baseline is the app as it was before the batched engine (git revision --baseline, default
 4972c92: two songs at a time, one torch thread each, everyone else queued), checked out in a
-temporary worktree and run on the same model in this same run, since this machine's speed drifts.
+temporary worktree and run on the same model in this same run, since this machine's speed drifts:
+the apps all start first, then take turns at each N (--repeats times each; the median run).
 
 --compile-off also runs this app with LYRICGPT_COMPILE=0 (the engine steps without the compiled
 step of lyricgpt.fast_step), and prints the compiled app's aggregate against it.
@@ -29,7 +31,7 @@ import sys
 import tempfile
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -65,7 +67,8 @@ class Stream:
 
 def one_stream(client: Client, chars: int, seed: int, result: Stream, start: float) -> None:
     try:
-        job = client.submit(SEED_LINE, 0.8, chars, 0, 1.0, str(seed), True, api_name="/generate")
+        job = client.submit(seed_line=SEED_LINE, temperature=0.8, length=chars, seed=str(seed), colour=True,
+                            end_with_song=False, api_name="/generate")  # every song runs to its length
         for lyric, _, _ in job:
             now = time.perf_counter() - start
             if result.first_char_s is None:
@@ -151,17 +154,38 @@ def readable_by(tree: Path, model: Path, copy: Path) -> Path:
     return copy
 
 
-def measure(name: str, env: dict, settings: dict, app_py: Path, streams: list[int], chars: int) -> list[dict]:
-    with running_app(env, timeout=600, app_py=app_py, **settings) as app:
-        print(f"\n{name}: {settings}; {chars} characters per stream; started in {app.startup_s:.1f} s", flush=True)
-        client = Client(app.url, verbose=False, max_workers=max(40, max(streams)))
-        client.predict(SEED_LINE, 0.8, 20, api_name="/generate")  # warm-up
-        rows = []
+@dataclass
+class App:
+    name: str
+    env: dict
+    settings: dict
+    app_py: Path
+
+
+def measure(apps: list[App], streams: list[int], chars: int, repeats: int) -> dict[str, list[dict]]:
+    """Every app runs at once (an idle one costs no CPU) and takes its turn at each N, ``repeats``
+    times, interleaved, so that this machine's drift hits them alike; per app and N, the run with
+    the median aggregate."""
+    with ExitStack() as stack:
+        clients = {}
+        for app in apps:
+            live = stack.enter_context(running_app(app.env, timeout=600, app_py=app.app_py, **app.settings))
+            print(f"{app.name}: {app.settings}; started in {live.startup_s:.1f} s", flush=True)
+            clients[app.name] = (Client(live.url, verbose=False, max_workers=max(40, max(streams))), live.process.pid)
+            clients[app.name][0].predict(SEED_LINE, 0.8, 20, api_name="/generate")  # warm-up
+        print(f"{chars} characters per stream; median of {repeats}", flush=True)
+        results: dict[str, list[dict]] = {app.name: [] for app in apps}
         for n in streams:
-            rows.append(run_load(client, n, chars))
-            rows[-1]["peak_mb"] = peak_memory_mb(app.process.pid)
-            print(f"        server peak memory (VmHWM) so far: {rows[-1]['peak_mb']:.0f} MB", flush=True)
-        return rows
+            runs: dict[str, list[dict]] = {app.name: [] for app in apps}
+            for _ in range(repeats):
+                for app in apps:
+                    client, pid = clients[app.name]
+                    print(f"{app.name:>20}: ", end="")
+                    runs[app.name].append(run_load(client, n, chars))
+                    runs[app.name][-1]["peak_mb"] = peak_memory_mb(pid)
+            for name, rows in runs.items():
+                results[name].append(sorted(rows, key=lambda r: r["aggregate"])[len(rows) // 2])
+        return results
 
 
 def main() -> None:
@@ -172,24 +196,28 @@ def main() -> None:
     parser.add_argument("--waiting", type=int, help="LYRICGPT_WAITING: songs that may wait for a place")
     parser.add_argument("--baseline", default=BASELINE, help="git revision of the baseline app, or none")
     parser.add_argument("--compile-off", action="store_true", help="also run this app with LYRICGPT_COMPILE=0")
+    parser.add_argument("--also", action="append", default=[], metavar="SETTINGS",
+                        help='also run this app with other settings, e.g. "LYRICGPT_BATCH=48 LYRICGPT_THREADS=2"')
     parser.add_argument("--streams", type=int, nargs="+", default=[1, 4, 16, 32, 64])
     parser.add_argument("--chars", type=int, default=300)
+    parser.add_argument("--repeats", type=int, default=1, help="runs of each N per app, interleaved (the median)")
     args = parser.parse_args()
 
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     settings = {"LYRICGPT_MODEL": str(Path(args.model).resolve())}
     settings.update({name: str(value) for name, value in [
         ("LYRICGPT_THREADS", args.threads), ("LYRICGPT_BATCH", args.batch), ("LYRICGPT_WAITING", args.waiting)] if value})
-    results = {"batched engine": measure("batched engine", env, settings, ROOT / "app.py", args.streams, args.chars)}
+    apps = [App("batched engine", env, settings, ROOT / "app.py")]
     if args.compile_off:
-        results["LYRICGPT_COMPILE=0"] = measure("LYRICGPT_COMPILE=0", {**env, "LYRICGPT_COMPILE": "0"}, settings,
-                                                ROOT / "app.py", args.streams, args.chars)
-    if args.baseline != "none":
-        with checkout(args.baseline) as tree:
-            base_env = {**env, "PYTHONPATH": str(tree)}
+        apps.append(App("LYRICGPT_COMPILE=0", {**env, "LYRICGPT_COMPILE": "0"}, settings, ROOT / "app.py"))
+    for other in args.also:  # e.g. "LYRICGPT_BATCH=48 LYRICGPT_THREADS=2"
+        apps.append(App(other, env, {**settings, **dict(kv.split("=", 1) for kv in other.split())}, ROOT / "app.py"))
+    with ExitStack() as stack:
+        if args.baseline != "none":
+            tree = stack.enter_context(checkout(args.baseline))
             base = {"LYRICGPT_MODEL": str(readable_by(tree, Path(settings["LYRICGPT_MODEL"]), tree / "model-for-baseline"))}
-            results[f"baseline {args.baseline}"] = measure(f"baseline {args.baseline}", base_env, base,
-                                                           tree / "app.py", args.streams, args.chars)
+            apps.append(App(f"baseline {args.baseline}", {**env, "PYTHONPATH": str(tree)}, base, tree / "app.py"))
+        results = measure(apps, args.streams, args.chars, args.repeats)
 
     print("\n| app | N | completed | busy | failed | first char median | p95 | per-stream chars/s median | slowest "
           "| aggregate chars/s | server peak memory |")

@@ -3,7 +3,9 @@
 Each step feeds one new character through the model, which reuses the keys and values it
 stored for the characters before it, so a step costs O(context) instead of O(context^2).
 When the cache reaches the context length (the end of the learned position table), it is
-re-filled from the most recent characters and generation carries on.
+re-filled from the most recent characters and generation carries on. The cache and the step live
+in a decoder (``lyricgpt.decoding``): the compiled step of ``lyricgpt.fast_step`` where it can
+run, the model's own forward pass where it cannot.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ before anyone waits; and the fallback (compilation failing, or turned off)."""
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import torch
 from torch._dynamo.utils import counters
@@ -18,6 +20,9 @@ from test_batching import SONGS, run_batched, solo
 from test_sampler import CONTEXT, VOCAB, random_gpt
 
 TOL = 1e-4
+# Inductor compiles the step to C++; without a compiler the fallback is what runs (tested below).
+needs_compiler = pytest.mark.skipif(not (shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")),
+                                    reason="no C++ compiler for torch.compile")
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +61,7 @@ def test_buckets():
     assert buckets(32) == [1, 2, 4, 8, 16, 32]
 
 
+@needs_compiler
 @torch.inference_mode()
 def test_step_logits_match_the_kv_cache(gpt):
     g = torch.Generator().manual_seed(1)
@@ -73,6 +79,7 @@ def test_step_logits_match_the_kv_cache(gpt):
     assert not fast_step._compile_failed  # the compiled graph ran, not the fallback
 
 
+@needs_compiler
 def test_the_single_song_loop_uses_the_compiled_step(gpt):
     assert isinstance(make_decoder(gpt), FastDecoder)
     songs = [([1, 2, 3], 3 * CONTEXT, SamplingSettings(0.0), None),  # greedy, several re-fills
@@ -83,6 +90,7 @@ def test_the_single_song_loop_uses_the_compiled_step(gpt):
     assert not fast_step._compile_failed
 
 
+@needs_compiler
 def test_the_batch_uses_the_compiled_step_and_writes_what_each_song_writes_alone(gpt):
     out = run_batched(gpt, SONGS, capacity=4, join_every=3)  # 1 to 4 songs at once: every bucket
     for i, plain in enumerate(plain_songs(gpt, SONGS)):
@@ -90,6 +98,7 @@ def test_the_batch_uses_the_compiled_step_and_writes_what_each_song_writes_alone
     assert not fast_step._compile_failed
 
 
+@needs_compiler
 @torch.inference_mode()  # as BatchSampler steps
 def test_warm_up_compiles_every_bucket_before_any_song(gpt):
     decoder = FastDecoder(gpt, 3)
@@ -103,6 +112,7 @@ def test_warm_up_compiles_every_bucket_before_any_song(gpt):
     assert counters["stats"]["unique_graphs"] == graphs  # nothing compiled after the warm-up
 
 
+@needs_compiler
 def test_the_engine_compiles_at_start_and_sings_what_a_song_sings_alone(gpt):
     engine = Engine(gpt, max_batch=2, max_waiting=0)  # its process inherits LYRICGPT_COMPILE=1
     try:
