@@ -35,6 +35,7 @@ import torch  # noqa: E402
 
 from lyricgpt import GPT, CharTokenizer, GPTConfig, load_model  # noqa: E402
 from lyricgpt.sampler import SamplingSettings, draw, generate, make_rng  # noqa: E402
+from batch_speed import weights_read_time  # noqa: E402 - the floor, as batch_speed.py measures it
 
 CORPUS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", "lyrics.txt")
 
@@ -64,14 +65,6 @@ def cached(model: GPT, prompt: list[int], n: int, seed: int) -> Iterator[int]:
 
 def recomputed(model: GPT, prompt: list[int], n: int, seed: int) -> Iterator[int]:
     return recompute_generate(model, prompt, n, temperature=1.0, seed=seed)
-
-
-def weights_read_time(model: GPT) -> float:
-    """Seconds to read every weight once (``w.sum()`` over the parameters): the floor under a step."""
-    start = time.perf_counter()
-    for p in model.parameters():
-        p.sum()
-    return time.perf_counter() - start
 
 
 def time_stream(stream: Iterator[int]) -> tuple[float, float, int]:

@@ -86,11 +86,10 @@ class BatchSampler:
         """Free the song's row at once: the last row moves into it, so rows in use stay contiguous."""
         i, last = self.songs.index(song), len(self.songs) - 1
         if i != last:
-            self.decoder.move_row(i, last)
+            self.decoder.cache.copy_row(i, last)  # either decoder's cache: a KVCache or a StaticCache
             self.songs[i] = self.songs[last]
-        else:
-            self.decoder.prefill(last, [])  # empties the row
         self.songs.pop()
+        self.decoder.lengths[last] = 0
 
     @torch.inference_mode()
     def step(self) -> list[tuple[Song, Step]]:

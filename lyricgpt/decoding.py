@@ -42,11 +42,6 @@ class PlainDecoder:
         logits, _ = self.model(idx, cache=self.cache.rows(0, len(tokens)))
         return logits[:, -1]
 
-    def move_row(self, dst: int, src: int) -> None:
-        """Row ``src`` becomes row ``dst``; ``src`` is left empty."""
-        self.cache.copy_row(dst, src)
-        self.cache.lengths[src] = 0
-
     def warm_up(self) -> None:
         """Nothing to compile."""
 

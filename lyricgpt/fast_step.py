@@ -104,7 +104,7 @@ def buckets(rows: int) -> list[int]:
 
 class FastDecoder:
     """Rows of text decoded with a ``StaticCache``: a row's prefill, then one token per row in use
-    at a time (the interface of ``lyricgpt.decoding.PlainDecoder``)."""
+    at a time (the interface of ``lyricgpt.decoding.PlainDecoder``; its ``cache`` copies rows too)."""
 
     def __init__(self, model: GPT, rows: int = 1):
         self.model = model
@@ -143,11 +143,6 @@ class FastDecoder:
         logits = self._step(cache, ids)
         self.cache.lengths[n:size] = 0  # rows past the songs only filled the bucket: they stay empty
         return logits[:n]
-
-    def move_row(self, dst: int, src: int) -> None:
-        """Row ``src`` becomes row ``dst``; ``src`` is left empty."""
-        self.cache.copy_row(dst, src)
-        self.cache.lengths[src] = 0
 
     @torch.inference_mode()  # as the loops step: a graph traced with autograd on would not be used
     def warm_up(self) -> None:

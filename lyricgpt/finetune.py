@@ -10,12 +10,11 @@ the base model itself. How the recipe was chosen: docs/fine-tuning.md.
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import torch
 
 from .hub import HubError
-from .lm import LyricModel, ModelError, card_training_settings, load_model
+from .lm import LyricModel, ModelError, card_training_data, card_training_settings, load_model
 from .model import build_model
 from .tokenizer import CharTokenizer, TokenizerError, normalize
 from .train_config import TrainingError
@@ -56,8 +55,8 @@ def take_shape(values: dict, given: dict, base: LyricModel) -> None:
 
 def base_corpus(base: LyricModel) -> str | None:
     """The corpus the base model was trained on, as its model card names it, if it is on this machine."""
-    data = card_training_settings(base.folder).get("data")
-    return data if isinstance(data, str) and Path(data).exists() else None
+    settings = card_training_settings(base.folder)
+    return settings["data"] if card_training_data(settings) else None
 
 
 def grow_vocabulary(lm: LyricModel, text: str) -> tuple[LyricModel, list[str]]:

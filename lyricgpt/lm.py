@@ -133,6 +133,15 @@ def card_training_settings(folder: Path | None) -> dict:
     return settings if isinstance(settings, dict) else {}
 
 
+def card_training_data(settings: dict, *roots: Path) -> Path | None:
+    """The corpus a card's training settings name (``data``), if it is on this machine: as written
+    (from the working folder), then under each of ``roots``."""
+    data = settings.get("data")
+    if not isinstance(data, str):
+        return None
+    return next((path for path in [Path(data), *(root / data for root in roots)] if path.exists()), None)
+
+
 def read_config(path: Path) -> GPTConfig | BigramConfig:
     """Parse and type-check config.json before anything is built from it."""
     size = path.stat().st_size

@@ -23,7 +23,7 @@ import torch
 
 from .data import CorpusError, read_corpus, split_as_trained
 from .evaluate import score_text
-from .lm import CARD_NAME, LyricModel, card_training_settings
+from .lm import CARD_NAME, LyricModel, card_training_data, card_training_settings
 from .model import Bigram, BigramConfig
 from .serving import EXAMPLE_LINES, LoadedModel, markdown_text, load_for_serving, public_message
 from .song_request import InputError, show_value
@@ -140,7 +140,7 @@ def load_voices(sources: list[str | None], revision: str | None, bundled: list[P
             notes.append(f"Left out one model because {served.fallback_reason}")
             continue
         card, settings = _card(served.lm.folder), card_training_settings(served.lm.folder)
-        data = _training_data(settings, root)
+        data = card_training_data(settings, root)
         name = _unique(_front_matter(card, "voice") or (f"songs of {data.name}" if data else served.source),
                        [v.name for v in voices])
         voices.append(Voice(name, served, _examples(served.lm.folder), data, fine_tuned=bool(settings.get("init_from"))))
@@ -175,17 +175,6 @@ def _front_matter(card: str, key: str) -> str | None:
     match = re.match(r"---\n(.*?)\n---\n", card, re.S)
     value = match and re.search(rf"^{key}:[ \t]*(.+)$", match.group(1), re.M)
     return value.group(1).strip().strip("\"'")[:MAX_EXAMPLE_CHARS] if value else None
-
-
-def _training_data(settings: dict, root: Path) -> Path | None:
-    """The corpus the card says the model was trained on, if it is on this machine."""
-    data = settings.get("data")
-    if not isinstance(data, str):
-        return None
-    for path in (Path(data), root / data):
-        if path.exists():
-            return path
-    return None
 
 
 def _examples(folder: Path | None) -> list[str]:
