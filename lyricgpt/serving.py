@@ -247,8 +247,10 @@ def stream_song(lm: LyricModel, request: Request, colour: bool = True, stop: thr
                 piece = coloured(char, step) if colour else html.escape(char)
                 if end is not None and char == "\n":
                     held = (held[0] + char, held[1] + piece)
-                else:
-                    lyric, colours, held = lyric + held[0] + char, colours + held[1] + piece, ("", "")
+                else:  # += appends in place (CPython): lyric = lyric + ... would copy the whole song each time
+                    lyric += held[0] + char
+                    colours += held[1] + piece
+                    held = ("", "")
             now = clock()
             early_end = _early_end(now - start, stop)
             if early_end:
