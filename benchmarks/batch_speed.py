@@ -15,7 +15,8 @@ use) and with one graph for a dynamic batch, against the floor: reading every we
 the time to compile every bucket of the engine (--compile-batch) in a fresh process, with
 inductor's on-disk cache cold and warm.
 
-The single-song loop and the batch decode as LYRICGPT_COMPILE says (on unless it is 0).
+The single-song loop and the batch decode compiled, the model warmed up first as the engine does,
+unless LYRICGPT_COMPILE=0.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import torch  # noqa: E402
 
 from lyricgpt import load_model  # noqa: E402
 from lyricgpt.batching import BatchSampler  # noqa: E402
-from lyricgpt.decoding import PlainDecoder  # noqa: E402
+from lyricgpt.decoding import PlainDecoder, warm_up  # noqa: E402
 from lyricgpt.fast_step import FastDecoder, buckets, decode_step  # noqa: E402
 from lyricgpt.sampler import SamplingSettings, generate  # noqa: E402
 
@@ -152,6 +153,8 @@ def main() -> None:
     if args.steps:
         print_steps(lm.model, args)
         return
+    for rows in args.batches:  # as the engine does for its cap (unless LYRICGPT_COMPILE=0): each is one here
+        warm_up(lm.model, rows)
     solo = statistics.median(solo_rate(lm.model, prompt, args.chars, s) for s in range(args.repeats))
     print(f"single-song loop (sampler.generate): {solo:,.0f} chars/s")
     print("| songs at once | aggregate chars/s | per song | against one at a time |\n|---:|---:|---:|---:|")

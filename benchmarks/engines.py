@@ -33,12 +33,14 @@ def worker(models: list[str], songs: int, chars: int) -> None:
 
     from lyricgpt import load_model
     from lyricgpt.batching import BatchSampler
+    from lyricgpt.decoding import warm_up
     from lyricgpt.sampler import SamplingSettings
 
     torch.set_num_threads(1)
     samplers = []
     for source in models:
         lm = load_model(source)
+        warm_up(lm.model, songs)  # as the engine does
         sampler = BatchSampler(lm.model, songs)
         for seed in range(songs):
             sampler.add(lm.tokenizer.encode(SEED_LINE), chars, SamplingSettings(0.8, None, None), seed)

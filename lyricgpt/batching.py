@@ -63,7 +63,7 @@ class BatchSampler:
         self.capacity = capacity
         self.context = model.config.context_length
         self.keep = refill_length(self.context, refill_keep)
-        self.decoder = make_decoder(model, capacity)  # compiled where it can be (lyricgpt.decoding)
+        self.decoder = make_decoder(model, capacity)  # compiled if the model is warmed up (lyricgpt.decoding)
         self.songs: list[Song] = []  # song i lives in cache row i; rows 0..len-1 are in use
 
     @torch.inference_mode()

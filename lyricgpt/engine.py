@@ -32,6 +32,7 @@ from typing import Callable, Iterator
 import torch
 
 from .batching import BatchSampler, check_song
+from .decoding import warm_up
 from .sampler import SamplingSettings, SongEnd, Step
 
 log = logging.getLogger(__name__)
@@ -246,8 +247,8 @@ def serve(conn: Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the server's to handle; it closes us
     model, max_batch, refill_keep, threads = pickle.loads(conn.recv_bytes())
     torch.set_num_threads(threads)
+    warm_up(model, max_batch)  # compile every batch size before the first song waits for it
     sampler = BatchSampler(model, max_batch, refill_keep)
-    sampler.decoder.warm_up()  # compile every batch size before the first song waits for it
     conn.send("ready")
     try:
         _serve(conn, sampler)

@@ -10,7 +10,9 @@ its own position and attends to every position under a mask. The shapes never ch
 Batch sizes come in buckets (1, 2, 4, ... up to the decoder's rows): n songs step as the smallest
 bucket that holds them, the rows past them stepping idle. A graph per bucket measured faster than
 one graph with a dynamic batch (docs/benchmarks.md). ``warm_up`` compiles them all before anyone
-waits; inductor keeps what it compiled on disk, so a restart compiles faster.
+waits; inductor keeps what it compiled on disk, so a restart compiles faster. Compiling takes
+seconds (a minute for an engine's buckets), more than a song of a few hundred characters takes
+without it, so only a model warmed up in this process decodes this way (``lyricgpt.decoding``).
 
 The step runs ``GPT.network``, the same modules as ``GPT.forward``. A prefill (a prompt, or the
 re-fill of a full cache) runs eagerly. ``LYRICGPT_COMPILE=0`` turns compilation off (see
@@ -23,6 +25,7 @@ from __future__ import annotations
 import functools
 import os
 import warnings
+import weakref
 
 import torch
 
@@ -32,6 +35,9 @@ from .model import GPT
 class StaticCache:
     """Keys and values of every layer over the whole context, one tensor each per layer."""
 
+    # Plain tensors, even when made under inference mode (as sampler.generate makes its cache): a graph
+    # compiled for one kind of tensor is compiled again for the other, so a warm-up would not count.
+    @torch.inference_mode(False)
     def __init__(self, model: GPT, batch_size: int):
         c, p = model.config, model.wte.weight
         shape = (batch_size, c.n_head, c.context_length, c.n_embd // c.n_head)
@@ -89,12 +95,21 @@ def compile_enabled() -> bool:
 
 @functools.cache
 def _compiled():
+    # A graph per bucket and per model: dynamo's default of 8 graphs for one function would end
+    # compiling at a batch cap of 128 and up (and for the second of two big engines in one process).
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
     # cpp_wrapper: the graph's kernels are called from C++, not from a Python wrapper that checks
     # ~60 tensors' sizes at every step: 1.24x faster at batch 1, the same from batch 4 (docs/benchmarks.md).
     return torch.compile(decode_step, fullgraph=True, dynamic=False, options={"cpp_wrapper": True})
 
 
 _compile_failed = False
+_warm: weakref.WeakSet = weakref.WeakSet()  # the models whose step is compiled in this process
+
+
+def is_warm(model: GPT) -> bool:
+    """Whether ``model``'s step has been compiled in this process (``FastDecoder.warm_up``)."""
+    return model in _warm
 
 
 def buckets(rows: int) -> list[int]:
@@ -146,10 +161,13 @@ class FastDecoder:
 
     @torch.inference_mode()  # as the loops step: a graph traced with autograd on would not be used
     def warm_up(self) -> None:
-        """Compile every bucket now, so that no song waits for it; the rows are left empty."""
+        """Compile every bucket now, so that no song waits for it; the rows are left empty. Unless
+        compilation failed, the model's decoders compile from now on (``is_warm``)."""
         for size in self.buckets:
             self.step([0] * size)
-        self.cache.lengths.zero_()
+            self.cache.lengths.zero_()  # so that no row fills up, however many buckets
+        if compile_enabled() and not _compile_failed:
+            _warm.add(self.model)
 
     def _step(self, cache: StaticCache, tokens: torch.Tensor) -> torch.Tensor:
         global _compile_failed

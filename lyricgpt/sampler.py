@@ -4,8 +4,8 @@ Each step feeds one new character through the model, which reuses the keys and v
 stored for the characters before it, so a step costs O(context) instead of O(context^2).
 When the cache reaches the context length (the end of the learned position table), it is
 re-filled from the most recent characters and generation carries on. The cache and the step live
-in a decoder (``lyricgpt.decoding``): the compiled step of ``lyricgpt.fast_step`` where it can
-run, the model's own forward pass where it cannot.
+in a decoder (``lyricgpt.decoding``): the compiled step of ``lyricgpt.fast_step`` for a model
+warmed up in this process, the model's own forward pass otherwise.
 """
 
 from __future__ import annotations
@@ -205,7 +205,7 @@ def generate(model: torch.nn.Module, prompt: list[int], max_new_tokens: int, tem
     keep = refill_length(context, refill_keep)
     rng = make_rng(seed)
     recent = list(prompt[-context:])  # the tokens a re-fill would read
-    decoder = make_decoder(model)  # one row: the compiled step where it can (lyricgpt.decoding)
+    decoder = make_decoder(model)  # one row: compiled if the model is warmed up (lyricgpt.decoding)
 
     logits = decoder.prefill(0, recent)
     banned = end.banned(recent, 0) if end else None

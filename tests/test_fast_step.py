@@ -1,6 +1,7 @@
 """The compiled static-cache step against the plain KV-cached one: the same logits; the same greedy
 text and the same seeded songs, alone and in a batch, past the context length; the buckets compiled
-before anyone waits; and the fallback (compilation failing, or turned off)."""
+before anyone waits, and only for a model warmed up; and the fallback (compilation failing, or
+turned off)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ from torch._dynamo.utils import counters
 from torch._inductor import config as inductor_config
 
 from lyricgpt import fast_step
-from lyricgpt.decoding import PlainDecoder, make_decoder
+from lyricgpt.decoding import PlainDecoder, make_decoder, warm_up
 from lyricgpt.engine import Engine
-from lyricgpt.fast_step import FastDecoder, buckets
+from lyricgpt.fast_step import FastDecoder, buckets, is_warm
 from lyricgpt.sampler import SamplingSettings, generate
 from test_batching import SONGS, run_batched, solo
 from test_sampler import CONTEXT, VOCAB, random_gpt
@@ -32,12 +33,14 @@ def gpt():
 
 @pytest.fixture(autouse=True)
 def compiling(monkeypatch):
-    """Compilation on (the rest of the suite runs without it), and not yet failed: a failure
-    cannot leak from one test to the next."""
+    """Compilation on (the rest of the suite runs without it), not yet failed, and no model warmed
+    up: neither can leak from one test to the next."""
     monkeypatch.setenv("LYRICGPT_COMPILE", "1")
     fast_step._compile_failed = False
+    fast_step._warm.clear()
     yield
     fast_step._compile_failed = False
+    fast_step._warm.clear()
 
 
 def plain_songs(model, songs):
@@ -80,18 +83,24 @@ def test_step_logits_match_the_kv_cache(gpt):
 
 
 @needs_compiler
-def test_the_single_song_loop_uses_the_compiled_step(gpt):
-    assert isinstance(make_decoder(gpt), FastDecoder)
+def test_the_single_song_loop_uses_the_compiled_step_once_warmed_up(gpt):
+    assert isinstance(make_decoder(gpt), PlainDecoder)  # a first song does not wait for compiling
+    warm_up(gpt, 2)  # as an engine of 2 does; its bucket 1 serves the single-song loop too
+    assert is_warm(gpt) and isinstance(make_decoder(gpt), FastDecoder)
+    graphs = counters["stats"]["unique_graphs"]
     songs = [([1, 2, 3], 3 * CONTEXT, SamplingSettings(0.0), None),  # greedy, several re-fills
              ([5], 3 * CONTEXT, SamplingSettings(1.5, top_k=8, top_p=0.95), 7)]  # seeded
     for (prompt, n, settings, seed), plain in zip(songs, plain_songs(gpt, songs)):
         assert_same_steps(solo(gpt, prompt, n, settings, seed), plain)
         assert len({s.token for s in plain}) > 2  # a path that visits several tokens
     assert not fast_step._compile_failed
+    assert counters["stats"]["unique_graphs"] == graphs  # the warm-up's graph: nothing compiled while singing
 
 
 @needs_compiler
 def test_the_batch_uses_the_compiled_step_and_writes_what_each_song_writes_alone(gpt):
+    warm_up(gpt, 4)
+    assert isinstance(make_decoder(gpt, 4), FastDecoder)
     out = run_batched(gpt, SONGS, capacity=4, join_every=3)  # 1 to 4 songs at once: every bucket
     for i, plain in enumerate(plain_songs(gpt, SONGS)):
         assert_same_steps(out[i], plain)
@@ -113,6 +122,13 @@ def test_warm_up_compiles_every_bucket_before_any_song(gpt):
 
 
 @needs_compiler
+def test_a_batch_cap_of_many_buckets_compiles_them_all():
+    decoder = FastDecoder(random_gpt(torch.float32), 300)  # 10 buckets (1 to 256, and 300): more than dynamo's 8
+    decoder.warm_up()
+    assert not fast_step._compile_failed and is_warm(decoder.model)
+
+
+@needs_compiler
 def test_the_engine_compiles_at_start_and_sings_what_a_song_sings_alone(gpt):
     engine = Engine(gpt, max_batch=2, max_waiting=0)  # its process inherits LYRICGPT_COMPILE=1
     try:
@@ -131,8 +147,10 @@ def test_failed_compilation_falls_back_with_one_warning(gpt, monkeypatch):
     try:
         song = ([1, 2, 3], 2 * CONTEXT, SamplingSettings(0.0), None)
         with pytest.warns(RuntimeWarning, match="torch.compile failed") as warned:
+            warm_up(gpt, 2)
             assert_same_steps(solo(gpt, *song), plain_songs(gpt, [song])[0])
         assert len(warned) == 1 and fast_step._compile_failed
+        assert not is_warm(gpt) and isinstance(make_decoder(gpt), PlainDecoder)  # the plain path serves
     finally:
         torch._dynamo.reset()
 
@@ -140,5 +158,6 @@ def test_failed_compilation_falls_back_with_one_warning(gpt, monkeypatch):
 def test_compile_off_decodes_plainly(gpt, monkeypatch):
     monkeypatch.setenv("LYRICGPT_COMPILE", "0")
     monkeypatch.setattr(fast_step, "_compiled", lambda: pytest.fail("compiled with LYRICGPT_COMPILE=0"))
-    assert isinstance(make_decoder(gpt), PlainDecoder)
+    warm_up(gpt, 2)
+    assert not is_warm(gpt) and isinstance(make_decoder(gpt), PlainDecoder)
     list(generate(gpt, [4, 5], 2 * CONTEXT, temperature=0))
