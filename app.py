@@ -25,7 +25,7 @@ import torch
 from lyricgpt.engine import Engine, EngineBusy, EngineError
 from lyricgpt.explain import attention_map, next_char_odds
 from lyricgpt.sampler import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
-from lyricgpt.serving import PAGE_CSS, PROB_CSS, legend, seed_notes, stream_song
+from lyricgpt.serving import PAGE_CSS, legend, seed_notes, stream_song
 from lyricgpt.song_request import (DEFAULT_LENGTH, MAX_LENGTH, MAX_TEMPERATURE, InputError, keepsake, keepsake_name,
                                    parse_request, read_link, song_link)
 from lyricgpt.voices import find_voice, load_voices, model_line
@@ -275,7 +275,7 @@ with gr.Blocks(title="LyricGPT") as demo:
                                   label="Try a first line", elem_id="examples")
         with gr.Column(scale=3, min_width=300):
             gpt_label = gr.Markdown(VOICES[0].heading, elem_id="gpt-label")
-            song = gr.HTML(css_template=PROB_CSS, html_template=SONG_TEMPLATE, max_height=560, autoscroll=True,
+            song = gr.HTML(html_template=SONG_TEMPLATE, max_height=560, elem_classes="lyrics",
                            js_on_load=SONG_JS, server_functions=[attention_at], elem_id="song",
                            voice=VOICES[0].name)  # the voice of the song on show, for the page's script
             status = gr.Markdown(elem_id="song-status")
@@ -289,7 +289,7 @@ with gr.Blocks(title="LyricGPT") as demo:
                                                      "attention adds", elem_id="compare")
             with gr.Column(visible=False) as bigram_column:
                 bigram_label = gr.Markdown(elem_id="bigram-label")
-                bigram_song = gr.HTML(html_template='<div class="song">${value}</div>', css_template=PROB_CSS,
+                bigram_song = gr.HTML(html_template='<div class="song">${value}</div>', elem_classes="lyrics",
                                       max_height=300, autoscroll=True, elem_id="bigram-song")
             lyric = gr.Textbox(visible=False)  # the plain text, for API callers
             kept = gr.State()  # what wrote the song on show: (request, voice, song), for its link and file

@@ -211,6 +211,29 @@ function appendLines(part) {
   }
 }
 
+// The panel follows the song as it grows, unless the reader has scrolled up to read. Gradio's own
+// autoscroll measured the page's layout twice at every update; this lets the browser lay it out once
+// a frame, as it does anyway to draw it.
+const scroller = (() => {
+  for (let box = element; box; box = box.parentElement) {
+    if (/auto|scroll/.test(getComputedStyle(box).overflowY)) return box;
+  }
+  return null;
+})();
+let following = true;
+let scrollQueued = false;
+scroller?.addEventListener("scroll", () => {
+  following = scroller.scrollTop + scroller.clientHeight >= scroller.scrollHeight - 100;
+});
+function follow() {
+  if (!scroller || !following || scrollQueued) return;
+  scrollQueued = true;
+  requestAnimationFrame(() => {
+    scrollQueued = false;
+    scroller.scrollTop = scroller.scrollHeight;
+  });
+}
+
 // Each update's value is the HTML of its new characters after a mark of how many came before them:
 // <!--0--> starts a new song. A part that does not follow on from what is shown (gradio showing
 // only the last of several updates that came at once) is noted, so that tests can catch it.
@@ -233,12 +256,14 @@ watch("value", () => {
     attention = null;
     shaded = [];
     tip.hidden = true;
+    following = true;
     fillMenus();
   } else {
     if (before !== shownChars) window.songGaps += 1;
     appendLines(part.content);
     shownChars = before + chars;
   }
+  follow();
   bar.hidden = legendBox.hidden = false;
   if (!statusWatcher && document.getElementById("song-status")) {
     statusWatcher = new MutationObserver(patchStatus);

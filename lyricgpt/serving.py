@@ -25,7 +25,10 @@ from .song_request import Request
 log = logging.getLogger(__name__)
 
 TIME_LIMIT_S = 60.0        # a song that takes longer ends there, so one request cannot hold a worker
-UPDATE_EVERY_S = 1 / 60     # no screen shows more frames than this; sending more only costs the server
+# A song's updates when it is alone: smooth to the eye, and each update costs the server and the
+# browser work per update, not per character (60 a second took the page 1.45x /generate's time for
+# a 2,000-character song, 30 a second 1.13x: docs/benchmarks.md).
+UPDATE_EVERY_S = 1 / 30
 # Each update costs gradio ~1.3 ms on its event loop, shared by every stream: with many songs in
 # flight, each one is updated less often so that all of them together stay under this rate.
 MAX_UPDATES_PER_S = 120
@@ -43,15 +46,16 @@ PROB_BUCKETS = [
     (0.05, "p1", "5-20%"),
     (0.0, "p0", "under 5%"),
 ]
-PROB_CSS = """
-.song { white-space: pre-wrap; font-family: ui-monospace, monospace; line-height: 1.5; }
-.song span { color: #111; }
-.song .seed { color: inherit; opacity: 0.7; }
-.p4 { background: #c7ebc3; } .p3 { background: #e6f2b6; } .p2 { background: #fde9a8; }
-.p1 { background: #fcc99a; } .p0 { background: #f7a1a1; }
-.legend span { padding: 0 0.4em; margin-right: 0.3em; border-radius: 3px; }
-"""
+# The page's own CSS. The song panels' colours are here rather than in each panel's css_template:
+# gradio rewrites a panel's <style> at every update, and the browser then styles the whole song again
+# (a 2,000-character song's styling took 0.8 s of the page's 2.9 s: docs/benchmarks.md).
 PAGE_CSS = """
+.lyrics .song { white-space: pre-wrap; font-family: ui-monospace, monospace; line-height: 1.5; }
+.lyrics .song span { color: #111; }
+.lyrics .song .seed { color: inherit; opacity: 0.7; }
+.lyrics .p4 { background: #c7ebc3; } .lyrics .p3 { background: #e6f2b6; } .lyrics .p2 { background: #fde9a8; }
+.lyrics .p1 { background: #fcc99a; } .lyrics .p0 { background: #f7a1a1; }
+.lyrics .legend span { padding: 0 0.4em; margin-right: 0.3em; border-radius: 3px; }
 #song.plain .song span { background: none; }
 #song .song span[data-top] { cursor: pointer; }
 #song .song .line { content-visibility: auto; contain-intrinsic-size: auto 1.5em; }  /* lay out the lines in view */
@@ -68,7 +72,7 @@ PAGE_CSS = """
 .alt-tip td { padding: 0 0.6em 0 0; font-family: ui-monospace, monospace; }
 .alt-tip tr.drawn { font-weight: bold; }
 .alt-title, .alt-odds { font-size: 0.9em; }
-"""  # global: the tooltip and the layer/head bar live outside the panel, which re-renders at each update
+"""
 
 
 @dataclass(frozen=True)
@@ -202,7 +206,7 @@ def legend() -> str:
 
 
 def update_interval(engine: Engine | None) -> float:
-    """Seconds between one song's updates: a screen's frame, or longer when many songs share the server."""
+    """Seconds between one song's updates: UPDATE_EVERY_S, or longer when many songs share the server."""
     singing = engine.singing if engine is not None else 1
     return max(UPDATE_EVERY_S, singing / MAX_UPDATES_PER_S)
 

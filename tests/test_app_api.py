@@ -1,7 +1,7 @@
 """app.py's /generate API, driven with gradio_client against a real server process.
 
 Pins: one public endpoint with the documented parameters; the lyric streams (the first character
-at once, then as fast as a screen shows frames) and equals what the sampler writes in-process with
+at once, then in updates of several) and equals what the sampler writes in-process with
 the same settings; every bad setting gets a message (no traceback, no server path) and the app
 keeps serving; concurrent streams all finish; the bundled model is served when LYRICGPT_MODEL is unset;
 a second voice sings, looks inside and compares with its own bigram through the same endpoints.

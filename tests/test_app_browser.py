@@ -1,6 +1,7 @@
 """The lyrics studio in a real browser (Chromium driven by Playwright): the empty page; a seed line
 with digits, noticed before the song starts; the sliders; the song growing in its one panel by
-appending (earlier characters keep their nodes, colours and hover); Stop during a long song, and
+appending (earlier characters keep their nodes, colours and hover), followed to its end unless the
+reader scrolls up; Stop during a long song, and
 the app writing again; Copy; a bad setting leaves the song in place; hover, select and switch heads
 to look inside; and a tap on a touch screen at a phone's width.
 
@@ -105,6 +106,25 @@ def test_type_generate_watch_it_grow_and_stop(app, studio):
     assert page.evaluate("window.songGaps") == 0  # every update followed on from the one before
     early.hover()
     page.wait_for_selector("#alt-tip:not([hidden])")
+
+
+def test_the_panel_follows_the_song_until_the_reader_scrolls_up(studio):
+    page = studio
+    seed_line = page.input_value("#seed-line textarea")
+    page.fill("#seed-line textarea", "la\n" * 40)  # more lines than the panel holds, from the first update
+    set_number(page, "length", 2000)
+    page.click("#generate")
+    scroller = "document.querySelector('#song .song').closest('.html-container')"
+    page.wait_for_function(f"(() => {{ const box = {scroller}; return box.scrollHeight > box.clientHeight + 200"
+                           " && box.scrollTop + box.clientHeight >= box.scrollHeight - 30; })()")  # it follows
+    page.evaluate(f"{scroller}.scrollTop = 0")  # the reader goes back to the top to read
+    shown = len(song_text(page))
+    page.wait_for_timeout(700)
+    assert len(song_text(page)) > shown, "the song did not grow, so this test showed nothing"
+    assert page.evaluate(f"{scroller}.scrollTop") == 0, "the panel took the reader back down"
+    page.click("#stop")
+    page.wait_for_function("document.querySelector('#song-status').innerText.endsWith(' · stopped')")
+    page.fill("#seed-line textarea", seed_line)
 
 
 def test_a_bad_setting_leaves_the_song_in_place_with_only_a_message(app, studio):

@@ -110,14 +110,14 @@ def test_stream_is_the_sampler_character_by_character(tiny_lm):
     assert updates[-1].status.startswith("60 of 60 characters at 1 chars/s") and "seed 3" in updates[-1].status
 
 
-def test_fast_characters_are_sent_in_batches_no_faster_than_a_screen_shows_them(tiny_lm):
+def test_fast_characters_are_sent_in_batches_no_more_often_than_the_update_rate(tiny_lm):
     r = request(length=60, seed=3)
     updates = [u.lyric for u in stream_song(tiny_lm, r, clock=ticking(UPDATE_EVERY_S / 3.9))]
     prompt = tiny_lm.read_prompt(r.seed_line).text
     assert updates[0] == prompt + updates[-1][len(prompt)]  # the first character is sent at once
     assert updates[-1] == prompt + "".join(tiny_lm.stream(r.seed_line, 60, r.temperature, seed=3))
     assert all(later.startswith(earlier) for earlier, later in zip(updates, updates[1:]))
-    assert [len(b) - len(a) for a, b in zip(updates, updates[1:])][:-1] == [4] * 14  # 4 characters a frame
+    assert [len(b) - len(a) for a, b in zip(updates, updates[1:])][:-1] == [4] * 14  # 4 characters an update
 
 
 def test_colour_view_shows_each_new_character_with_its_probability_class(tiny_lm):
