@@ -40,7 +40,9 @@ class StaticCache:
     @torch.inference_mode(False)
     def __init__(self, model: GPT, batch_size: int):
         c, p = model.config, model.wte.weight
-        shape = (batch_size, c.n_head, c.context_length, c.n_embd // c.n_head)
+        # One position more than the context, never written: a window as long as the tensor would be
+        # contiguous, and dynamo compiles a graph of its own for that (see FastDecoder.step).
+        shape = (batch_size, c.n_head, c.context_length + 1, c.n_embd // c.n_head)
         self.keys = [torch.zeros(shape, dtype=p.dtype, device=p.device) for _ in range(c.n_layer)]
         self.values = [torch.zeros(shape, dtype=p.dtype, device=p.device) for _ in range(c.n_layer)]
         self.lengths = torch.zeros(batch_size, dtype=torch.long, device=p.device)  # positions filled, per row
@@ -52,11 +54,14 @@ class StaticCache:
         """Positions filled in the longest row."""
         return int(self.lengths.max())
 
-    def rows(self, start: int, stop: int) -> "StaticCache":
-        """Rows start..stop-1 as a cache of their own that shares this one's memory."""
+    def rows(self, start: int, stop: int, window: int | None = None) -> "StaticCache":
+        """Rows start..stop-1 as a cache of their own that shares this one's memory; given ``window``,
+        only their first ``window`` positions."""
+        end = window or self.context_length
         view = StaticCache.__new__(StaticCache)
-        view.keys, view.values = [k[start:stop] for k in self.keys], [v[start:stop] for v in self.values]
-        view.lengths, view.positions = self.lengths[start:stop], self.positions
+        view.keys = [k[start:stop, :, :end] for k in self.keys]
+        view.values = [v[start:stop, :, :end] for v in self.values]
+        view.lengths, view.positions = self.lengths[start:stop], self.positions[:end]
         view.context_length = self.context_length
         return view
 
@@ -151,9 +156,14 @@ class FastDecoder:
         """Rows 0..n-1 each read one more token; their next logits (n, vocab)."""
         n = len(tokens)
         size = next(b for b in self.buckets if b >= n)
-        cache = self.cache.rows(0, size)
-        if int(cache.lengths[:n].max()) >= cache.context_length:
-            raise ValueError(f"the cache is full (context length {cache.context_length}): prefill again")
+        longest = int(self.cache.lengths[:n].max())
+        if longest >= self.cache.context_length:
+            raise ValueError(f"the cache is full (context length {self.cache.context_length}): prefill again")
+        # Many rows attend over the positions filled so far, not the whole context: their cache is
+        # bigger than the weights, and reading all of it made a step at half the context as slow as
+        # the plain one. The window's length is then the graph's one dynamic size (at least 2: dynamo
+        # fixes sizes 0 and 1). One row's cache is a sixth of the weights: its graph stays static.
+        cache = self.cache.rows(0, size, window=max(longest + 1, 2) if size > 1 else None)
         ids = torch.tensor(tokens + [0] * (size - n), device=cache.lengths.device)
         logits = self._step(cache, ids)
         self.cache.lengths[n:size] = 0  # rows past the songs only filled the bucket: they stay empty
@@ -174,6 +184,10 @@ class FastDecoder:
         if _compile_failed or not compile_enabled():
             return decode_step(self.model, cache, tokens)
         try:
+            if len(tokens) > 1:  # many rows' window (``step``): one graph for every length of it
+                for t in cache.keys + cache.values:
+                    torch._dynamo.mark_dynamic(t, 2)
+                torch._dynamo.mark_dynamic(cache.positions, 0)
             return _compiled()(self.model, cache, tokens)
         except Exception as e:  # noqa: BLE001 - compilation is an optimisation: never fail to serve for it
             _compile_failed = True

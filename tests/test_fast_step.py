@@ -116,8 +116,10 @@ def test_warm_up_compiles_every_bucket_before_any_song(gpt):
     graphs = counters["stats"]["unique_graphs"]
     for rows in (1, 2, 3):
         for row in range(rows):
-            decoder.prefill(row, [1, 2])
-        decoder.step([3] * rows)
+            decoder.prefill(row, [1, 2][:row + 1])  # rows of different lengths
+        for _ in range(CONTEXT - 2):  # every length of the rows' window, up to the whole context
+            decoder.step([3] * rows)
+    assert decoder.lengths.tolist()[:2] == [CONTEXT - 1, CONTEXT]
     assert counters["stats"]["unique_graphs"] == graphs  # nothing compiled after the warm-up
 
 
