@@ -230,7 +230,9 @@ function follow() {
   scrollQueued = true;
   requestAnimationFrame(() => {
     scrollQueued = false;
-    scroller.scrollTop = scroller.scrollHeight;
+    // A frame's scroll events come before its animation callbacks: a reader who scrolled up since
+    // this was queued has already turned following off.
+    if (following) scroller.scrollTop = scroller.scrollHeight;
   });
 }
 
