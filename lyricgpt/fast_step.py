@@ -159,11 +159,17 @@ class FastDecoder:
         longest = int(self.cache.lengths[:n].max())
         if longest >= self.cache.context_length:
             raise ValueError(f"the cache is full (context length {self.cache.context_length}): prefill again")
-        # Many rows attend over the positions filled so far, not the whole context: their cache is
-        # bigger than the weights, and reading all of it made a step at half the context as slow as
-        # the plain one. The window's length is then the graph's one dynamic size (at least 2: dynamo
-        # fixes sizes 0 and 1). One row's cache is a sixth of the weights: its graph stays static.
-        cache = self.cache.rows(0, size, window=max(longest + 1, 2) if size > 1 else None)
+        if size == 1:  # one row's cache is a sixth of the weights: its graph stays static
+            cache = self.cache.rows(0, 1)
+        else:
+            # Many rows attend over the positions filled so far, not the whole context: their cache
+            # is bigger than the weights, and reading all of it made a step at half the context as
+            # slow as the plain one. The window's length is the graph's one dynamic size, so one
+            # graph serves every length (at least 2: dynamo fixes sizes 0 and 1).
+            cache = self.cache.rows(0, size, window=max(longest + 1, 2))
+            for t in cache.keys + cache.values:
+                torch._dynamo.mark_dynamic(t, 2)
+            torch._dynamo.mark_dynamic(cache.positions, 0)
         ids = torch.tensor(tokens + [0] * (size - n), device=cache.lengths.device)
         logits = self._step(cache, ids)
         self.cache.lengths[n:size] = 0  # rows past the songs only filled the bucket: they stay empty
@@ -184,10 +190,6 @@ class FastDecoder:
         if _compile_failed or not compile_enabled():
             return decode_step(self.model, cache, tokens)
         try:
-            if len(tokens) > 1:  # many rows' window (``step``): one graph for every length of it
-                for t in cache.keys + cache.values:
-                    torch._dynamo.mark_dynamic(t, 2)
-                torch._dynamo.mark_dynamic(cache.positions, 0)
             return _compiled()(self.model, cache, tokens)
         except Exception as e:  # noqa: BLE001 - compilation is an optimisation: never fail to serve for it
             _compile_failed = True
