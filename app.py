@@ -10,24 +10,32 @@ measured on 2 cores: benchmarks/load.py).
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import os
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import gradio as gr
 import torch
+from starlette.middleware import Middleware
 
 from lyricgpt.engine import Engine, EngineBusy, EngineError
 from lyricgpt.explain import attention_map, next_char_odds
+from lyricgpt.fast_step import compile_enabled
 from lyricgpt.sampler import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
-from lyricgpt.serving import PAGE_CSS, legend, seed_notes, stream_song
-from lyricgpt.song_request import (DEFAULT_LENGTH, MAX_LENGTH, MAX_TEMPERATURE, InputError, keepsake, keepsake_name,
-                                   parse_request, read_link, song_link)
+from lyricgpt.request_limits import RequestLimits
+from lyricgpt.serving import PAGE_CSS, legend, markdown_text, seed_notes, stream_song
+from lyricgpt.form import SCHEMES
+from lyricgpt.song_request import (DEFAULT_LENGTH, DEFAULT_REAL_WORDS, DEFAULT_RHYME, DEFAULT_SYLLABLES, MAX_LENGTH,
+                                   MAX_TEMPERATURE, MAX_TEXT, InputError, keepsake, keepsake_name, link_query,
+                                   parse_look, parse_request, parse_text, read_link, show_value, song_link,
+                                   song_settings)
 from lyricgpt.voices import find_voice, load_voices, model_line
 
 ROOT = Path(__file__).resolve().parent
@@ -56,12 +64,42 @@ log = logging.getLogger("lyricgpt.app")
 torch.set_num_threads(THREADS)
 VOICES, LEFT_OUT = load_voices([s.strip() for s in os.environ.get("LYRICGPT_MODEL", "").split(",") if s.strip()],
                                os.environ.get("LYRICGPT_REVISION") or None, BUNDLED_VOICES, HUB_TIMEOUT_S, ROOT)
-# An engine per voice, each in a process of its own (docs/benchmarks.md weighs it against one engine
-# for all voices). The voices' bigram baselines sample alone, without an engine: a step is a lookup.
-# They start side by side: each compiles its decoding step first (lyricgpt.fast_step), on a core each.
-with ThreadPoolExecutor(len(VOICES)) as _pool:
-    ENGINES = dict(zip([voice.name for voice in VOICES], _pool.map(
-        lambda voice: Engine(voice.lm.model, max_batch=BATCH, max_waiting=WAITING, threads=THREADS), VOICES)))
+for _n, _voice in enumerate(VOICES, 1):
+    log.info("voice %d of %d: %s, from %s", _n, len(VOICES), _voice.name, _voice.served.source)
+
+
+def start_engine(voice) -> Engine:
+    started = time.monotonic()
+    engine = Engine(voice.lm.model, max_batch=BATCH, max_waiting=WAITING, threads=THREADS,
+                             lexicon=voice.lm.lexicon, chars=voice.lm.tokenizer.chars)
+    log.info("the voice %s is ready (%.0f s)", voice.name, time.monotonic() - started)
+    return engine
+
+
+def start_engines(voices) -> dict[str, Engine]:
+    """An engine per voice, each in a process of its own (docs/benchmarks.md weighs it against one
+    engine for all voices), started side by side: each compiles its decoding step first
+    (lyricgpt.fast_step), on a core each. The log says so while it lasts: a first start that is
+    silent for a minute looks hung."""
+    if compile_enabled():
+        log.info("compiling the decoding step of each voice: about a minute the first time, 15 s on later "
+                 "starts (LYRICGPT_COMPILE=0 skips it)")
+    started, done = time.monotonic(), threading.Event()
+
+    def still_going() -> None:
+        while not done.wait(15):
+            log.info("still starting the voices: %.0f s so far", time.monotonic() - started)
+
+    threading.Thread(target=still_going, name="start-up progress", daemon=True).start()
+    try:
+        with ThreadPoolExecutor(len(voices)) as pool:
+            return dict(zip([voice.name for voice in voices], pool.map(start_engine, voices)))
+    finally:
+        done.set()
+
+
+# The voices' bigram baselines sample alone, without an engine: a step is a lookup.
+ENGINES = start_engines(VOICES)
 for _voice in VOICES:  # count each voice's bigram while the page starts, so the first comparison need not wait
     threading.Thread(target=_voice.baseline, name=f"bigram of {_voice.name}", daemon=True).start()
 
@@ -90,60 +128,80 @@ def stop(request: gr.Request) -> None:
 
 
 def seed_notice_text(seed_line, voice) -> str:
-    """What the voice will read differently from the first line (numbers as words, characters left out)."""
-    notes = seed_notes(find_voice(VOICES, voice).lm, seed_line or "")
-    return ("Note: " + "; ".join(notes) + ".") if notes else ""
+    """What the voice will read differently from the first line (numbers as words, characters left
+    out), or why it cannot be read, as markdown that shows it as written."""
+    try:
+        notes = seed_notes(find_voice(VOICES, voice).lm, parse_text(seed_line, "the seed line"))
+    except InputError as e:
+        notes = [str(e)]
+    return markdown_text("Note: " + "; ".join(notes) + ".") if notes else ""
+
+
+def popup(message: str) -> gr.Error:
+    """The pop-up for ``message``. Gradio draws it as HTML, and a message may repeat what a caller sent
+    (a link's value, an API argument, a voice's name): escaped here, every character shows as written."""
+    return gr.Error(html.escape(message, quote=False), print_exception=False)
 
 
 def user_error(message: str) -> gr.Error:
     """A message for the person who sent the request; a normal event, so one log line, no traceback."""
     log.info("request refused: %s", message)
-    return gr.Error(message, print_exception=False)
+    return popup(message)
 
 
-def check(seed_line, temperature, length, top_k, top_p, seed, voice, request: gr.Request) -> None:
+def check(seed_line, temperature, length, top_k, top_p, seed, voice, rhyme, syllables, real_words,
+          request: gr.Request) -> None:
     """Check the settings before the song starts, so that a bad one leaves the page as it was."""
     try:
         vocab_size = find_voice(VOICES, voice).lm.tokenizer.vocab_size
-        parse_request(seed_line, temperature, length, top_k, top_p, seed, vocab_size)
+        parse_request(seed_line, temperature, length, top_k, top_p, seed, vocab_size, rhyme=rhyme,
+                      syllables=syllables, real_words=real_words)
     except InputError as e:
         STOP_SWITCHES.pop(request.session_hash, None)  # no song will come to clear it
         raise user_error(str(e)) from None
 
 
-def generate(seed_line, temperature, length, top_k, top_p, seed, colour, voice, end_with_song, request: gr.Request):
+def generate(seed_line, temperature, length, top_k, top_p, seed, colour, voice, end_with_song, rhyme, syllables,
+             real_words, request: gr.Request):
     """Stream a song: yields (seed line as read + new characters, the coloured HTML of the characters new
-    in this update, status), and for the page what wrote it (request, voice, song so far)."""
+    in this update, status), and for the page what wrote it (request, voice, song so far). Its form:
+    ``rhyme`` a scheme (AABB) or its name (couplets, none), ``syllables`` "0" (free), "8" or "8,6",
+    ``real_words`` a switch."""
     armed = STOP_SWITCHES.get(request.session_hash)  # None for API callers: they cancel the job instead
     switch = armed[0] if armed else None
+    status = ""
     try:
         singer = find_voice(VOICES, voice)
         settings = parse_request(seed_line, temperature, length, top_k, top_p, seed, singer.lm.tokenizer.vocab_size,
-                                 end_with_song)
+                                 end_with_song, rhyme, syllables, real_words)
         for update in stream_song(singer.lm, settings, colour=bool(colour), stop=switch, engine=ENGINES[singer.name]):
             # The page appends each update's new part.
-            yield update.lyric, update.added, update.status, (settings, singer.name, update.lyric)
+            status = update.status
+            yield update.lyric, update.added, status, (settings, singer.name, update.lyric)
     except InputError as e:
         raise user_error(str(e)) from None
     except EngineBusy:
         raise user_error("LyricGPT is busy: every place is taken. Please try again in a minute.") from None
     except EngineError as e:
-        raise gr.Error(f"Sorry, this song failed: {e}", print_exception=False) from None
+        failed = f"Sorry, this song failed: {e}"
+        # The song so far stays; its status says that it failed, where it would read as still going.
+        yield gr.skip(), gr.skip(), f"{status} · {failed}" if status else failed, gr.skip()
+        raise popup(failed) from None
     finally:
         if armed is not None and STOP_SWITCHES.get(request.session_hash) is armed:
             del STOP_SWITCHES[request.session_hash]
 
 
-def generate_bigram(seed_line, temperature, length, top_k, top_p, seed, compare, voice, end_with_song,
-                    request: gr.Request):
-    """The same first line and settings, written by the voice's bigram baseline (when the switch is on)."""
+def generate_bigram(seed_line, temperature, length, top_k, top_p, seed, compare, voice, end_with_song, rhyme,
+                    syllables, real_words, request: gr.Request):
+    """The same first line, settings and form, written by the voice's bigram baseline (when the switch is on)."""
     try:
         bigram = find_voice(VOICES, voice).baseline().lm if compare else None
         if bigram is None:  # off, or a voice without one: its label says why
             yield ""
             return
         settings = parse_request(seed_line, temperature, length, top_k, top_p, seed, bigram.tokenizer.vocab_size,
-                                 end_with_song)
+                                 end_with_song, rhyme, syllables, real_words)
     except InputError as e:
         raise user_error(str(e)) from None
     for update in stream_song(bigram, settings, colour=False, stop=(STOP_SWITCHES.get(request.session_hash) or (None,))[0]):
@@ -151,24 +209,32 @@ def generate_bigram(seed_line, temperature, length, top_k, top_p, seed, compare,
 
 
 def start_song(seed, event: gr.EventData, request: gr.Request):
-    """Arm Stop (arm_stop) for a song from Generate, "Write another" or a link; "Write another" keeps
-    every setting but the seed, which it leaves to be drawn anew."""
+    """Arm Stop (arm_stop) for a song from Generate, Enter, "Write another" or a link, and let it be
+    clicked; "Write another" keeps every setting but the seed, which it leaves to be drawn anew."""
     arm_stop(request)
-    return "randomize" if getattr(event.target, "elem_id", None) == "write-another" else gr.skip()
+    another = getattr(event.target, "elem_id", None) == "write-another"
+    return ("randomize" if another else gr.skip()), gr.Button(interactive=True)
+
+
+def stop_idle() -> gr.Button:
+    """Stop, greyed out while no song is being written."""
+    return gr.Button(interactive=False)
 
 
 def open_link(request: gr.Request):
     """A page opened from a song's link: its settings, and a count that starts the song (else nothing)."""
-    query = dict(request.query_params)
     try:
+        query = link_query(request.query_params.multi_items())
         singer = find_voice(VOICES, query.get("voice"))
         asked = read_link(query, singer.lm.tokenizer.vocab_size)
     except InputError as e:
         raise user_error(f"This link cannot write a song: {e}") from None
     if asked is None:
-        return (gr.skip(),) * 9
+        return (gr.skip(),) * 12
+    written = song_settings(asked)  # the form as the form's controls take it
     return (asked.seed_line, asked.temperature, asked.length, asked.top_k or 0, asked.top_p or 1.0,
-            str(asked.seed) if "seed" in query else "randomize", singer.name, asked.end_with_song, 1)
+            str(asked.seed) if "seed" in query else "randomize", singer.name, asked.end_with_song,
+            written["rhyme"], written["syllables"], asked.form.real_words, 1)
 
 
 SONG_FILES = Path(tempfile.mkdtemp(prefix="lyricgpt-songs-"))  # each song's file, until gradio has copied it
@@ -183,6 +249,9 @@ def page_address(request: gr.Request) -> str:
     return request.headers.get("referer") or f"http://{request.headers.get('host', 'localhost:7860')}/"
 
 
+NO_LINK = "No link: this song's would be too long to open. Download keeps every setting that wrote it."
+
+
 def keep(kept, request: gr.Request):
     """The written song's link and its file (a header that writes it again, then the song)."""
     if kept is None:
@@ -195,39 +264,57 @@ def keep(kept, request: gr.Request):
             old.parent.rmdir()
     path = Path(tempfile.mkdtemp(dir=SONG_FILES)) / keepsake_name(settings)
     path.write_text(keepsake(settings, text, voice_name, link), encoding="utf-8")
-    return link, gr.DownloadButton(value=str(path), interactive=True)
+    return link or NO_LINK, gr.DownloadButton(value=str(path), interactive=True)
+
+
+def look_inside(explain: Callable, text: object, window: object, voice: object):
+    """``explain(lm, text, window)`` with the arguments checked: a caller's mistake is a message."""
+    try:
+        lm = find_voice(VOICES, voice).lm
+        return explain(lm, *parse_look(text, window, lm.context_length))
+    except ValueError as e:  # InputError too, and explain's own (a window longer than the text)
+        raise user_error(str(e)) from None
 
 
 def alternatives(text: str, window: int | None = None, voice: str | None = None) -> list[list]:
-    """The model's five likeliest next characters after ``text``, as [character, probability] pairs
-    (``window``: how many of its last characters the model reads; default a whole context;
-    ``voice``: default the first)."""
-    try:
-        return [[char, prob] for char, prob in next_char_odds(find_voice(VOICES, voice).lm, text, window)]
-    except ValueError as e:  # InputError too
-        raise user_error(str(e)) from None
+    """The model's five likeliest next characters after ``text`` (at most 2,000 characters), as
+    [character, probability] pairs (``window``: how many of its last characters the model reads;
+    default a whole context; ``voice``: default the first)."""
+    return [[char, prob] for char, prob in look_inside(next_char_odds, text, window, voice)]
 
 
 def attention(text: str, window: int | None = None, voice: str | None = None) -> dict:
-    """What the model attended to when choosing the character after ``text``: {"chars": the window
-    it read, "weights": [layer][head][position]}, each head's weights summing to 1."""
+    """What the model attended to when choosing the character after ``text`` (at most 2,000
+    characters): {"chars": the window it read, "weights": [layer][head][position]}, each head's
+    weights summing to 1."""
+    return look_inside(attention_map, text, window, voice)
+
+
+def attention_at(args: object) -> dict:
+    """attention(text, window, voice) for the page's script, whose server calls arrive as one list.
+    A server function's exception is a bare HTTP 500 with a traceback in the log, so a caller's
+    mistake is answered as {"error": the pop-up's message (HTML)}."""
     try:
-        return attention_map(find_voice(VOICES, voice).lm, text, window)
-    except ValueError as e:  # InputError too
-        raise user_error(str(e)) from None
+        if not isinstance(args, list) or len(args) != 3:
+            raise user_error(f"attention_at takes [text, window, voice], got {show_value(args)}")
+        return attention(*args)
+    except gr.Error as e:
+        return {"error": e.message}
 
 
-def attention_at(args: list) -> dict | None:
-    """attention(text, window, voice) for the page's script, whose server calls arrive as one list."""
-    text, window, voice = args
-    return attention_map(find_voice(VOICES, voice).lm, text, int(window))
-
-
-def show_voice(name, compare):
-    """The page's parts that belong to the chosen voice."""
+def show_voice(name, compare, kept):
+    """The page's parts that belong to the chosen voice. The headings over the songs name the voice
+    that wrote them: they change with the chooser only while no song is on show (show_singer)."""
     voice = find_voice(VOICES, name)
-    return (model_line(VOICES, LEFT_OUT, voice), voice.heading, voice.baseline().note if compare else "",
-            gr.Dataset(samples=[[line] for line in voice.examples]), gr.Slider(maximum=voice.lm.tokenizer.vocab_size))
+    headings = show_singer(name, compare)[1:] if kept is None else (gr.skip(), gr.skip())
+    return (model_line(VOICES, LEFT_OUT, voice), *headings, gr.Dataset(samples=[[line] for line in voice.examples]),
+            gr.Slider(maximum=voice.lm.tokenizer.vocab_size))
+
+
+def show_singer(name, compare):
+    """As a song starts: the voice that writes it, for the panel's script and the headings over the songs."""
+    voice = find_voice(VOICES, name)
+    return gr.HTML(voice=voice.name), voice.heading, voice.baseline().note if compare else ""
 
 
 # The template never shows the value, so gradio never re-draws the song: assets/song.js appends each
@@ -239,8 +326,26 @@ SCRIPT_VOICES = {v.name: {"vocab": v.lm.tokenizer.chars, "layers": getattr(v.lm.
                           "heads": getattr(v.lm.model.config, "n_head", 0)} for v in VOICES}
 SONG_JS = f"const VOICES = {json.dumps(SCRIPT_VOICES)};\n" + (ASSETS / "song.js").read_text()
 PLAIN_JS = "(on) => { document.querySelector('#song').classList.toggle('plain', !on); }"
+# The form's choices, by plain name and what they ask for. Each box also takes what a person types
+# (any scheme or syllables /generate takes), and so can show what a song's link asks for.
+RHYME_CHOICES = [("free, no rhyme", "none")] + [(f"{name} {letters}", letters) for name, letters in SCHEMES.items()
+                                                if letters]
+SYLLABLE_CHOICES = [("free", "0"), ("6 a line", "6"), ("8 a line", "8"), ("10 a line", "10"),
+                    ("8,6 (common metre)", "8,6")]
 
-with gr.Blocks(title="LyricGPT") as demo:
+
+class Studio(gr.Blocks):
+    """The page's Blocks, which count each call's values before gradio does: gradio's own check
+    (too few only) answers with no message and writes the values it got into the log, raw."""
+
+    def validate_inputs(self, block_fn, inputs: list) -> None:
+        if len(inputs) != len(block_fn.inputs):
+            raise user_error(f"{block_fn.api_name or block_fn.name} takes {len(block_fn.inputs)} values, "
+                             f"got {len(inputs)}")
+        super().validate_inputs(block_fn, inputs)
+
+
+with Studio(title="LyricGPT") as demo:
     gr.Markdown("# LyricGPT lyrics studio\nGive it a first line; it writes the song one character at a time.")
     model_status = gr.Markdown(model_line(VOICES, LEFT_OUT, VOICES[0]), elem_id="model-status")
     with gr.Row():
@@ -248,8 +353,10 @@ with gr.Blocks(title="LyricGPT") as demo:
             voice = gr.Radio([(v.label, v.name) for v in VOICES], value=VOICES[0].name, label="Voice",
                              info="what each learned from, and how well it predicts songs held out from its training "
                                   "(bits per character: lower is better)", visible=len(VOICES) > 1, elem_id="voice")
-            seed_line = gr.Textbox(label="First line", placeholder="Type a line, or leave it blank",
-                                   lines=2, elem_id="seed-line")
+            # One line to start with, so that Enter writes the song (Shift+Enter: a new line); it grows to four.
+            seed_line = gr.Textbox(label="First line", placeholder="Type a line and press Enter, or leave it blank",
+                                   info=f"up to {MAX_TEXT:,} characters", max_length=MAX_TEXT, lines=1, max_lines=4,
+                                   elem_id="seed-line")
             seed_notice = gr.Markdown(elem_id="seed-notice")  # what the model will read differently, as it is typed
             temperature = gr.Slider(0.0, MAX_TEMPERATURE, value=DEFAULT_TEMPERATURE, step=0.05, label="Temperature",
                                     info="0 always picks the likeliest character (and soon repeats a line); higher is wilder",
@@ -258,6 +365,18 @@ with gr.Blocks(title="LyricGPT") as demo:
             end_with_song = gr.Checkbox(value=True, label="End with the song",
                                         info="stop where the model ends the song (two blank lines), or at the length",
                                         elem_id="end-with-song")
+            # Open: a newcomer should see that a song can rhyme and scan.
+            with gr.Accordion("Form", open=True, elem_id="form"):
+                with gr.Row():
+                    rhyme = gr.Dropdown(RHYME_CHOICES, value=DEFAULT_RHYME, allow_custom_value=True,
+                                        label="Rhyme scheme", info="equal letters rhyme; a stanza has a line a "
+                                                                   "letter (or type your own, like ABAC)",
+                                        elem_id="rhyme")
+                    syllables = gr.Dropdown(SYLLABLE_CHOICES, value=DEFAULT_SYLLABLES, allow_custom_value=True,
+                                            label="Syllables a line", info="0 is free; 4 to 16, or a pattern like 8,6",
+                                            elem_id="syllables")
+                real_words = gr.Checkbox(value=DEFAULT_REAL_WORDS, label="Real words only",
+                                         info="every word one the voice knows from its songs", elem_id="real-words")
             with gr.Accordion("Advanced", open=False):
                 top_k = gr.Slider(0, VOICES[0].lm.tokenizer.vocab_size, value=0, step=1, label="Top-k",
                                   info="sample only from the k likeliest characters (0 = off)", elem_id="top-k")
@@ -269,7 +388,7 @@ with gr.Blocks(title="LyricGPT") as demo:
                                   elem_id="seed")
             with gr.Row():
                 generate_btn = gr.Button("Generate", variant="primary", elem_id="generate")
-                stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
+                stop_btn = gr.Button("Stop", variant="stop", interactive=False, elem_id="stop")  # while a song runs
                 another_btn = gr.Button("Write another", elem_id="write-another")  # same settings, a new seed
             examples = gr.Dataset(components=[seed_line], samples=[[line] for line in VOICES[0].examples], type="index",
                                   label="Try a first line", elem_id="examples")
@@ -296,26 +415,31 @@ with gr.Blocks(title="LyricGPT") as demo:
             opened = gr.State(0)  # set to 1 by a song's link, which starts that song
 
     inputs = [seed_line, temperature, length, top_k, top_p, seed]
-    # A song starts from Generate, "Write another" or a link.
-    checked = gr.on([generate_btn.click, another_btn.click, opened.change], start_song, seed, seed, queue=False,
-                    api_visibility="private", show_progress="hidden").then(
-        check, inputs + [voice], None, api_visibility="private", show_progress="hidden")  # queued: its error shows as a toast
-    checked.success(lambda name: gr.HTML(voice=find_voice(VOICES, name).name), voice, song, queue=False,
+    form = [rhyme, syllables, real_words]  # after every other setting: /generate's parameters keep their places
+    # A song starts from Generate, Enter in the first line, "Write another" or a link.
+    checked = gr.on([generate_btn.click, seed_line.submit, another_btn.click, opened.change], start_song, seed,
+                    [seed, stop_btn], queue=False, api_visibility="private", show_progress="hidden").then(
+        check, inputs + [voice] + form, None, api_visibility="private", show_progress="hidden")  # queued: its error shows as a toast
+    checked.failure(stop_idle, None, stop_btn, queue=False, api_visibility="private", show_progress="hidden")
+    checked.success(show_singer, [voice, compare], [song, gpt_label, bigram_label], queue=False,
                     api_visibility="private", show_progress="hidden")
     checked.success(lambda: ("", gr.DownloadButton(value=None, interactive=False)), None, [share, download],
                     queue=False, api_visibility="private", show_progress="hidden")  # until the new song is written
-    sung = checked.success(generate, inputs + [colour, voice, end_with_song], [lyric, song, status, kept],
+    sung = checked.success(generate, inputs + [colour, voice, end_with_song] + form, [lyric, song, status, kept],
                            api_name="generate", api_visibility="public",
+                           show_progress="hidden",  # the status says how it goes; no red "Error" over the song
                            concurrency_limit=2 * (BATCH + WAITING),  # the engine, not gradio's queue, decides who waits
                            preprocess=False)  # parse_request checks the raw values: API callers skip the sliders' limits
     sung.success(keep, kept, [share, download], api_visibility="private", show_progress="hidden")
-    checked.success(generate_bigram, inputs + [compare, voice, end_with_song], bigram_song, api_visibility="private",
+    sung.then(stop_idle, None, stop_btn, queue=False, api_visibility="private", show_progress="hidden")
+    checked.success(generate_bigram, inputs + [compare, voice, end_with_song] + form, bigram_song,
+                    api_visibility="private",
                     preprocess=False, concurrency_limit=2 * (BATCH + WAITING))
-    demo.load(open_link, None, inputs + [voice, end_with_song, opened], api_visibility="private",
+    demo.load(open_link, None, inputs + [voice, end_with_song] + form + [opened], api_visibility="private",
               show_progress="hidden")
     compare.change(lambda on, name: (gr.Column(visible=on), find_voice(VOICES, name).baseline().note if on else ""),
                    [compare, voice], [bigram_column, bigram_label], api_visibility="private")
-    voice.change(show_voice, [voice, compare], [model_status, gpt_label, bigram_label, examples, top_k],
+    voice.change(show_voice, [voice, compare, kept], [model_status, gpt_label, bigram_label, examples, top_k],
                  api_visibility="private")
     examples.click(lambda i, name: find_voice(VOICES, name).examples[i], [examples, voice], seed_line,
                    api_visibility="private")
@@ -328,4 +452,5 @@ with gr.Blocks(title="LyricGPT") as demo:
 
 
 if __name__ == "__main__":
-    demo.queue(max_size=4 * (BATCH + WAITING)).launch(max_threads=4 * (BATCH + WAITING) + 40, css=PAGE_CSS)
+    demo.queue(max_size=4 * (BATCH + WAITING)).launch(max_threads=4 * (BATCH + WAITING) + 40, css=PAGE_CSS,
+                                                      app_kwargs={"middleware": [Middleware(RequestLimits)]})

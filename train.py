@@ -22,7 +22,7 @@ from lyricgpt.export import EXPORT_FILES, ExportError, check_can_export, export,
 from lyricgpt.hub import MODEL_FILES, HubError, check_can_push, push
 from lyricgpt.lm import LyricModel, load_model
 from lyricgpt.runtime import setup_runtime
-from lyricgpt.train_config import PRESETS, TrainConfig, TrainingError, resumed_config
+from lyricgpt.train_config import PRESETS, TrainConfig, TrainingError, check_new_out, resumed_config
 from lyricgpt.training import Trainer
 
 HELP = {
@@ -49,6 +49,8 @@ HELP = {
     "seed": "random seed (weights, data order, dropout)", "device": "auto, cpu, cuda or mps",
     "dtype": "auto, bfloat16 or float32 (autocast precision)", "compile": "torch.compile: auto (CUDA only), on, off",
     "sample_chars": "length of the sample in the model card",
+    "voice": "the model's name on the page and in /generate's voice= (its card's voice:); "
+             "without it, the page names it after its data (\"songs of my_songs.txt\")",
     "init_from": "fine-tune: start from this model folder or Hub repo id (its shape, weights and vocabulary) "
                  "with the fine-tuning recipe, instead of training from nothing",
     "replay": "share of each batch drawn from the base model's corpus, against forgetting",
@@ -148,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         # Fine-tuning's base model, loaded once: it gives the run its shape, then its weights.
         base = load_base(args.init_from) if args.init_from and state is None else None
         cfg = build_config(args, state, base)
+        if state is None:
+            check_new_out(cfg.out)
         if args.push_to_hub:  # fail before training, not after an hour of it
             check_can_push(args.push_to_hub)
             if cfg.model == "gpt":

@@ -27,8 +27,8 @@ const options = (n, all, name) =>
   `<option value="all">${all}</option>` + [...Array(n).keys()].map((i) => `<option value="${i}">${name} ${i + 1}</option>`).join("");
 bar.innerHTML = `<button type="button" id="copy" class="copy-song">Copy</button>
   <span class="inspect-hint">Select a character to shade what it attended to (the darkest: the most, in its window).</span>
-  <label>Layer <select id="attention-layer"></select></label>
-  <label>Head <select id="attention-head"></select></label>`;
+  <span class="menus"><label>Layer <select id="attention-layer"></select></label>
+  <label>Head <select id="attention-head"></select></label></span>`; // the two menus wrap together
 // Above the panel's scroll box, so that it stays in view while the song scrolls.
 (element.closest(".html-container") || element).before(bar);
 const layerChoice = bar.querySelector("#attention-layer");
@@ -129,13 +129,18 @@ async function select(span) {
   const all = [...song.querySelectorAll("span")];
   const i = all.indexOf(span);
   const read = Number(span.dataset.window); // how many characters the model read to choose it
-  const before = all.slice(0, i).map((s) => s.textContent).join("");
+  // The window the model read, and no more: one character a span, and the server takes a text of
+  // at most a few thousand characters, where a song and its first line may be longer.
+  const before = all.slice(Math.max(0, i - read), i).map((s) => s.textContent).join("");
   selected = i;
   const view = await server.attention_at(before, read, props.voice);
-  if (selected === i && view) {
-    attention = view; // the reply for the character still selected, not an earlier click's
-    shade();
+  if (selected !== i || !view) return; // a reply for an earlier click
+  if (view.error) { // already HTML, escaped on the server
+    tip.innerHTML = `<div class="alt-odds">${view.error}</div>`;
+    return;
   }
+  attention = view;
+  shade();
 }
 
 // Hover is for a mouse only: a touch screen also sends mouse events around a tap, and the last of
@@ -159,19 +164,22 @@ document.addEventListener("click", (e) => {
 layerChoice.addEventListener("change", shade);
 headChoice.addEventListener("change", shade);
 
-// What the person saw: characters shown since Generate was clicked, put into the status line next
-// to the server's own figure when the two differ.
+// What the person saw: characters shown since they asked for the song (Generate, "Write another",
+// or Enter in the first line), put into the status line next to the server's own figure when the
+// two differ.
 let clickedAt = null;
 let seedChars = 0; // characters of the first line in the panel
-document.addEventListener("click", (e) => {
-  if (e.target.closest && e.target.closest("#generate")) clickedAt = performance.now();
-}, true);
+const asksForSong = (e) => e.target.closest && (e.target.closest("#generate, #write-another")
+  || (e.type === "keydown" && e.key === "Enter" && !e.shiftKey && e.target.closest("#seed-line")));
+for (const kind of ["click", "keydown"]) {
+  document.addEventListener(kind, (e) => { if (asksForSong(e)) clickedAt = performance.now(); }, true);
+}
 
 function pageRate(statusText) {
-  const match = statusText.match(/^(\d+) of \d+ characters at ([\d,]+) chars\/s/);
+  const match = statusText.match(/^\d[^·]* characters\b[^·]* at ([\d,]+) chars\/s/); // the status's first part
   if (!match || clickedAt === null) return null;
   const seconds = (performance.now() - clickedAt) / 1000;
-  return seconds >= 0.5 ? { onPage: shownChars / seconds, server: Number(match[2].replace(/,/g, "")) } : null;
+  return seconds >= 0.5 ? { onPage: shownChars / seconds, server: Number(match[1].replace(/,/g, "")) } : null;
 }
 
 let statusWatcher = null;
@@ -222,7 +230,17 @@ const scroller = (() => {
 })();
 let following = true;
 let scrollQueued = false;
+// On a phone the panel sits below the controls, out of sight: a new song brings it into view, so
+// that the song is not written where nobody sees it. Where it is in view already (a desktop), nothing moves.
+function bringIntoView() {
+  const top = element.getBoundingClientRect().top;
+  if (top >= 0 && top < 0.6 * window.innerHeight) return;
+  (document.getElementById("gpt-label") || element).scrollIntoView({ block: "start", behavior: "smooth" });
+}
+let followedTo = null; // where follow() last scrolled the panel: a scroll event there is ours, not the reader's
 scroller?.addEventListener("scroll", () => {
+  // Ours arrives a frame later, when the song may have grown by more than a few lines (a phone wraps them).
+  if (scroller.scrollTop === followedTo) return;
   following = scroller.scrollTop + scroller.clientHeight >= scroller.scrollHeight - 100;
 });
 function follow() {
@@ -232,7 +250,9 @@ function follow() {
     scrollQueued = false;
     // A frame's scroll events come before its animation callbacks: a reader who scrolled up since
     // this was queued has already turned following off.
-    if (following) scroller.scrollTop = scroller.scrollHeight;
+    if (!following) return;
+    scroller.scrollTop = scroller.scrollHeight;
+    followedTo = scroller.scrollTop;
   });
 }
 
@@ -260,6 +280,7 @@ watch("value", () => {
     tip.hidden = true;
     following = true;
     fillMenus();
+    bringIntoView();
   } else {
     if (before !== shownChars) window.songGaps += 1;
     appendLines(part.content);

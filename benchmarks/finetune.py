@@ -55,6 +55,8 @@ def main() -> None:
     book_songs = [s for i, s in enumerate(songs) if i not in held]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    for run in ("finetuned", "scratch"):  # train.py will not start a new run over an old one
+        shutil.rmtree(out / run, ignore_errors=True)
     book = out / "songbook.txt"
     book.write_text(SONG_BREAK.join(book_songs) + "\n", encoding="utf-8")
     print(f"{args.songbook}: {len(book_songs)} songs to train on ({len(book.read_text()):,} characters), "

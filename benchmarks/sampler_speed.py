@@ -49,7 +49,7 @@ def recompute_generate(model: GPT, prompt: list[int], max_new_tokens: int, tempe
     ids, context = list(prompt), model.config.context_length
     for _ in range(max_new_tokens):
         logits, _ = model(torch.tensor([ids[-context:]]))
-        ((token, _),) = draw(logits[:, -1], settings, [rng.random()])
+        ((token, *_),) = draw(logits[:, -1], settings, [rng.random()])
         ids.append(token)
         yield token
 

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 import torch
 
 from .decoding import make_decoder
-from .sampler import SamplingSettings, SongEnd, Step, describe, draw, make_rng, refill_length
+from .form import Form, FormState
+from .sampler import SamplingSettings, SongEnd, Step, describe, draw, length_reached, make_rng, refill_length
 
 
 def check_song(prompt: list[int], max_new_tokens: int) -> None:
@@ -43,6 +44,7 @@ class Song:
     end: SongEnd | None = None
     ended: bool = False  # the model wrote the song's end
     banned: int | None = None  # the token its next draw must not take (SongEnd.banned)
+    form: FormState | None = None  # where the song stands in its form, if it has one
 
     @property
     def next_input(self) -> int:
@@ -50,7 +52,7 @@ class Song:
 
     @property
     def finished(self) -> bool:
-        return self.produced >= self.max_new_tokens or self.ended or self.error is not None
+        return length_reached(self.produced, self.max_new_tokens, self.form) or self.ended or self.error is not None
 
 
 class BatchSampler:
@@ -68,9 +70,10 @@ class BatchSampler:
 
     @torch.inference_mode()
     def add(self, prompt: list[int], max_new_tokens: int, settings: SamplingSettings,
-            seed: int | None = None, tag: object = None, end: SongEnd | None = None) -> Song:
+            seed: int | None = None, tag: object = None, end: SongEnd | None = None, form: Form | None = None) -> Song:
         """Prefill a new song's prompt into a free row; it samples from the next ``step()``, and
-        leaves at ``max_new_tokens`` or, given ``end``, where the model ends it."""
+        leaves at ``max_new_tokens`` (given a ``form``, at the end of that line) or, given ``end``,
+        where the model ends it."""
         if len(self.songs) == self.capacity:
             raise RuntimeError("the batch is full")
         check_song(prompt, max_new_tokens)
@@ -78,6 +81,7 @@ class BatchSampler:
             raise ValueError("the prompt holds a token outside the vocabulary")
         song = Song(max_new_tokens, settings, make_rng(seed), list(prompt[-self.context:]), tag=tag, end=end)
         song.banned = end.banned(song.recent, 0) if end else None
+        song.form = form.read_tokens(prompt) if form else None
         self._fill_row(len(self.songs), song)
         self.songs.append(song)
         return song
@@ -114,12 +118,15 @@ class BatchSampler:
             logits = logits[rows]
         settings = [self.songs[i].settings for i in rows]
         banned = [self.songs[i].banned for i in rows]
-        steps = describe(logits, draw(logits, settings, uniforms, banned), [windows[i] for i in rows]) if rows else []
+        forms = [self.songs[i].form for i in rows]
+        steps = describe(logits, draw(logits, settings, uniforms, banned, forms), [windows[i] for i in rows]) if rows else []
         results = []
         for i, step in zip(rows, steps):
             song = self.songs[i]
             song.produced += 1
             song.recent.append(step.token)
+            if song.form:
+                song.form.push_token(step.token)
             if song.end:  # before the re-fill below can shorten ``recent``
                 song.ended = song.end.reached(song.recent)
                 song.banned = song.end.banned(song.recent, song.produced)

@@ -52,6 +52,18 @@ def split_songs(text: str) -> list[str]:
     return [s.strip("\n") for s in re.split(r"\n{3,}", text) if s.strip()]
 
 
+def first_lines(text: str, n: int, max_chars: int = 80) -> list[str]:
+    """Up to ``n`` different first lines of the songs in ``text``, none longer than ``max_chars``."""
+    lines: list[str] = []
+    for song in split_songs(text):
+        line = song.split("\n", 1)[0].strip()
+        if line and len(line) <= max_chars and line not in lines:
+            lines.append(line)
+        if len(lines) == n:
+            break
+    return lines
+
+
 def train_val_split(text: str, min_chars: int = 0, salt: str = "") -> tuple[str, str]:
     """Split a corpus by song, the same way every time: about 5% of the songs go to validation.
 

@@ -14,6 +14,7 @@ as in vLLM's V1, whose engine core runs in a process apart from its API server.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import os
@@ -27,12 +28,14 @@ import threading
 import time
 from collections import deque
 from multiprocessing.connection import Connection
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import torch
 
 from .batching import BatchSampler, check_song
 from .decoding import warm_up
+from .form import Form, FormSpec
+from .lexicon import Lexicon
 from .sampler import SamplingSettings, SongEnd, Step
 
 log = logging.getLogger(__name__)
@@ -101,7 +104,8 @@ class Engine:
     threads; ``max_waiting`` more may wait."""
 
     def __init__(self, model: torch.nn.Module, max_batch: int = 16, max_waiting: int = 16,
-                 refill_keep: int | None = None, threads: int = 1):
+                 refill_keep: int | None = None, threads: int = 1, lexicon: Lexicon | None = None,
+                 chars: Sequence[str] = ()):
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")
         if max_waiting < 0:
@@ -116,7 +120,8 @@ class Engine:
         self._singing = self._waiting = 0  # as the engine last reported
         # Plain pickle copies the weights; multiprocessing's pickler would try to share them
         # through a handshake that only processes started by multiprocessing can make.
-        self._setup = pickle.dumps((model, max_batch, refill_keep, threads))
+        # The songs' forms (lyricgpt.form) are made there from the voice's words and characters.
+        self._setup = pickle.dumps((model, max_batch, refill_keep, threads, lexicon, list(chars)))
         self._conn, self._process = self._start()
         self._reader = threading.Thread(target=self._read, name="lyricgpt-engine-reader", daemon=True)
         self._reader.start()
@@ -151,9 +156,9 @@ class Engine:
         return self._waiting
 
     def submit(self, prompt: list[int], max_new_tokens: int, settings: SamplingSettings,
-               seed: int | None = None, end: SongEnd | None = None) -> SongStream:
+               seed: int | None = None, end: SongEnd | None = None, form: FormSpec | None = None) -> SongStream:
         """Queue a song; raise EngineBusy when the batch and the line are both full. Given ``end``,
-        the song also ends (and frees its place) where the model ends it."""
+        the song also ends (and frees its place) where the model ends it; given ``form``, it keeps it."""
         check_song(prompt, max_new_tokens)  # here, so the caller hears of it at once
         song_id = next(self._ids)
         stream = SongStream(lambda: self._send(("cancel", song_id)))
@@ -167,7 +172,7 @@ class Engine:
             if active >= self.capacity + self.max_waiting:
                 raise EngineBusy(f"all {self.capacity} places are singing and {self.max_waiting} more are waiting")
             try:
-                self._conn.send(("add", song_id, list(prompt), max_new_tokens, settings, seed, end))
+                self._conn.send(("add", song_id, list(prompt), max_new_tokens, settings, seed, end, form))
             except OSError:
                 raise EngineError("the engine stopped") from None
             self._streams[song_id] = stream
@@ -245,19 +250,20 @@ def serve(conn: Connection) -> None:
     """The engine's loop: take songs and cancellations, step the batch, report every step.
     It ends when told to, or when the server's end of ``conn`` closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the server's to handle; it closes us
-    model, max_batch, refill_keep, threads = pickle.loads(conn.recv_bytes())
+    model, max_batch, refill_keep, threads, lexicon, chars = pickle.loads(conn.recv_bytes())
     torch.set_num_threads(threads)
     warm_up(model, max_batch)  # compile every batch size before the first song waits for it
     sampler = BatchSampler(model, max_batch, refill_keep)
+    forms = functools.lru_cache(maxsize=64)(lambda spec: Form(spec, lexicon, chars))  # one per form asked for
     conn.send("ready")
     try:
-        _serve(conn, sampler)
+        _serve(conn, sampler, forms)
     except (EOFError, OSError):  # the server has gone
         pass
 
 
-def _serve(conn: Connection, sampler: BatchSampler) -> None:
-    line: deque[tuple] = deque()  # songs waiting for a place: (id, prompt, max_new_tokens, settings, seed, end)
+def _serve(conn: Connection, sampler: BatchSampler, forms: Callable[[FormSpec], Form]) -> None:
+    line: deque[tuple] = deque()  # songs waiting for a place: (id, prompt, max_new_tokens, settings, seed, end, form)
     while True:
         ended, failed = [], []
         # Messages first, so that a cancelled song leaves before the next step. With nothing to
@@ -276,9 +282,10 @@ def _serve(conn: Connection, sampler: BatchSampler) -> None:
             elif _drop(sampler, line, message[1]):  # cancel
                 ended.append(message[1])
         while line and len(sampler.songs) < sampler.capacity:
-            song_id, prompt, max_new_tokens, settings, seed, end = line.popleft()
+            song_id, prompt, max_new_tokens, settings, seed, end, spec = line.popleft()
             try:
-                sampler.add(prompt, max_new_tokens, settings, seed, tag=song_id, end=end)
+                sampler.add(prompt, max_new_tokens, settings, seed, tag=song_id, end=end,
+                            form=forms(spec) if spec is not None else None)
             except Exception as e:  # noqa: BLE001 - a song that cannot start fails alone
                 failed.append((song_id, f"the song could not start: {e}"))
         songs = list(sampler.songs)

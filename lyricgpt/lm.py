@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import re
@@ -14,12 +15,20 @@ import torch
 from .hub import download, looks_like_repo_id
 from .model import ACTIVATIONS, CONFIGS, BigramConfig, GPTConfig, build_model
 from .data import SONG_BREAK
+from .form import Form, FormSpec
+from .lexicon import Lexicon
 from .sampler import MIN_SONG_CHARS, SongEnd, generate
 from .tokenizer import CharTokenizer, Encoding
 from .weights import CONFIG_NAME, WEIGHTS_NAME, load_weights
 
 TOKENIZER_NAME = "tokenizer.json"
 CARD_NAME = "README.md"
+EXAMPLES_NAME = "examples.txt"  # a voice's example first lines, one a line (the page offers them)
+_HERE = Path(__file__).resolve().parent
+# The bundled folk-songs model: inside an installed package (pyproject.toml puts assets/model there),
+# else beside the package, in a clone (and in an editable install, which runs the clone's files).
+BUNDLED_MODEL = next((p for p in (_HERE / "bundled", _HERE.parent / "assets" / "model") if p.is_dir()),
+                     _HERE / "bundled")
 MAX_CONFIG_BYTES = 64 * 1024
 # Bounds that any sane LyricGPT model fits in; they stop a hostile config from allocating terabytes.
 LIMITS = {"vocab_size": 10_000, "context_length": 65_536, "n_layer": 256, "n_head": 256, "n_embd": 16_384}
@@ -55,22 +64,38 @@ class LyricModel:
         return Encoding(enc.ids[-n:], enc.text[-n:], enc.dropped)
 
     def stream_with_probs(self, seed_text: str, max_new_chars: int = 500, temperature: float = 1.0,
-                          top_k: int | None = None, top_p: float | None = None,
-                          seed: int | None = None, end_with_song: bool = False) -> Iterator[tuple[str, float]]:
+                          top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
+                          end_with_song: bool = False, form: FormSpec | None = None) -> Iterator[tuple[str, float]]:
         """Yield each new character with the probability the model gave it."""
         prompt = self.read_prompt(seed_text).ids or self.start_ids()
         end = self.song_end() if end_with_song else None
-        for step in generate(self.model, prompt, max_new_chars, temperature, top_k, top_p, seed, end=end):
+        for step in generate(self.model, prompt, max_new_chars, temperature, top_k, top_p, seed, end=end,
+                             form=self.form(form) if form is not None else None):
             yield self.tokenizer.chars[step.token], step.prob
 
     def stream(self, seed_text: str, max_new_chars: int = 500, temperature: float = 1.0,
                top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
-               end_with_song: bool = False) -> Iterator[str]:
+               end_with_song: bool = False, form: FormSpec | None = None) -> Iterator[str]:
         """Yield ``max_new_chars`` new characters, one at a time; with ``end_with_song``, fewer when
-        the model ends the song first (its last characters are then the song's end, ``SONG_BREAK``)."""
+        the model ends the song first (its last characters are then the song's end, ``SONG_BREAK``).
+        Given a ``form`` (``lyricgpt.form``), the song keeps it and finishes its line after its length."""
         for char, _ in self.stream_with_probs(seed_text, max_new_chars, temperature, top_k, top_p, seed,
-                                              end_with_song):
+                                              end_with_song, form):
             yield char
+
+    def form(self, spec: FormSpec) -> Form:
+        """A song form for this model: its characters, and the words it knows where the form needs them."""
+        return Form(spec, self.lexicon if spec.real_words or spec.rhyme or spec.syllables else None,
+                    self.tokenizer.chars)
+
+    @functools.cached_property
+    def lexicon(self) -> Lexicon:
+        """The words this model knows: those of the songs it learned from, where its card names them
+        and they are on this machine (looked up from the working folder and the model folder's
+        parents, where train.py is usually run), else the pronouncing dictionary's."""
+        roots = [Path.cwd(), *self.folder.resolve().parents] if self.folder else [Path.cwd()]
+        files = card_song_files(self.folder, *roots)
+        return Lexicon.from_songs(files) if files else Lexicon.from_dictionary()
 
     def song_end(self, min_new_chars: int = MIN_SONG_CHARS) -> SongEnd | None:
         """Where this model's songs end: two blank lines, as between the songs of its corpus
@@ -97,6 +122,9 @@ def load_model(source: str | Path, revision: str | None = None, timeout: float =
     if not folder.exists():
         if not looks_like_repo_id(str(source)):
             raise ModelError(f"{source} is neither a model folder nor a Hub repo id (USER/REPO)")
+        if folder.parent.is_dir():  # "runs/mine" where runs/ is here: a mistyped folder, not a Hub repo
+            raise ModelError(f"there is no model folder {source} (and as {folder.parent} is a folder here, "
+                             "it is not taken for a Hub repo id)")
         folder = download(str(source), revision=revision, timeout=timeout)
     if not folder.is_dir():
         raise ModelError(f"{source} is not a folder")
@@ -180,3 +208,20 @@ def read_config(path: Path) -> GPTConfig | BigramConfig:
             raise ModelError(f"config.json: unknown activation {config.activation!r}; "
                              f"expected one of {sorted(ACTIVATIONS)}")
     return config
+
+
+def card_song_files(folder: Path | None, *roots: Path) -> list[Path]:
+    """The song files a model learned from, those on this machine: its card's data, then its base
+    model's (``init_from``: a fine-tuned voice also knows its base's words), and so on."""
+    files: list[Path] = []
+    seen: set[Path] = set()
+    while folder is not None and folder.resolve() not in seen:
+        seen.add(folder.resolve())
+        settings = card_training_settings(folder)
+        data = card_training_data(settings, *roots)
+        if data is not None and data not in files:
+            files.append(data)
+        base = settings.get("init_from")
+        folder = next((p for p in [Path(base), *(r / base for r in roots)] if p.is_dir()), None) \
+            if isinstance(base, str) else None
+    return files

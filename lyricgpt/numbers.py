@@ -15,6 +15,8 @@ FRACTIONS = {"\u00bd": "a half", "\u2153": "a third", "\u2154": "two thirds", "\
 # A whole number (1,000 as well as 1000), a decimal, or an ordinal (1st, 22nd, 3rd, 4th).
 _NUMBER = re.compile(r"\d{1,3}(?:,\d{3})+(?!\d)|\d+(?:\.\d+)?(?:st|nd|rd|th)?\b|\d+")
 _LARGEST = 10**12  # beyond this a number is read digit by digit
+# A time of day: 10:30, 3:05, 18:45, 10:30pm, 7:15 a.m.
+_TIME = re.compile(r"\b([01]?\d|2[0-3]):([0-5]\d)(?:\s?([AaPp])\.?[Mm]\b\.?)?(?!\d)")
 
 
 def say(n: int) -> str:
@@ -53,7 +55,8 @@ def _words(match: re.Match) -> str:
     suffix = text[-2:] if text[-2:] in ("st", "nd", "rd", "th") else ""
     digits = text[:len(text) - len(suffix)].replace(",", "")
     whole, _, decimals = digits.partition(".")
-    if len(whole) > 1 and whole.startswith("0") or int(whole) >= _LARGEST:  # 007, a phone number
+    # 007, a phone number; the length first, as int() refuses a run of over 4,300 digits.
+    if len(whole) > 1 and whole.startswith("0") or len(whole) > len(str(_LARGEST)) or int(whole) >= _LARGEST:
         words = " ".join("oh" if d == "0" else ONES[int(d)] for d in whole)
     else:
         words = say_year_or_number(int(whole)) if not (decimals or suffix) else say(int(whole))
@@ -62,15 +65,30 @@ def _words(match: re.Match) -> str:
     return ordinal(words) if suffix else words
 
 
+def _time_words(time: re.Match) -> str:
+    """A time as a song says it: 10:30 "ten thirty", 3:05 "three oh-five", 12:00 "twelve o'clock",
+    18:00 "eighteen hundred", 10:30pm "ten thirty p.m."."""
+    hours, minutes, half = int(time.group(1)), int(time.group(2)), time.group(3)
+    if minutes == 0:
+        words = say(hours) + (" o'clock" if hours <= 12 else " hundred")
+    else:
+        words = say(hours) + (" oh-" + ONES[minutes] if minutes < 10 else " " + say(minutes))
+    return words + (f" {half.lower()}.m." if half else "")
+
+
 def spell_numbers(text: str) -> tuple[str, list[tuple[str, str]]]:
     """``text`` with each number and common fraction (½, ¾, ...) written in words, and the
     (as written, as words) pairs, in order."""
     spelled = []
 
     def swap(match: re.Match) -> str:
-        words = FRACTIONS[match.group()] if match.group() in FRACTIONS else _words(match)
+        time = _TIME.fullmatch(match.group())
+        if time:
+            words = _time_words(time)
+        else:
+            words = FRACTIONS[match.group()] if match.group() in FRACTIONS else _words(match)
         spelled.append((match.group(), words))
         return words
 
     fractions = "".join(FRACTIONS)
-    return re.sub(f"[{fractions}]|{_NUMBER.pattern}", swap, text), spelled
+    return re.sub(f"[{fractions}]|{_TIME.pattern}|{_NUMBER.pattern}", swap, text), spelled

@@ -36,6 +36,7 @@ def write_model_card(path: Path, info: dict) -> None:
     plot = "![Loss curve](loss.png)\n\n" if info["has_plot"] else ""
     samples = "\n".join(_sample_block(seed, text) for seed, text in info["samples"].items())
     top_p = info["sampling"]["top_p"]  # 1 leaves every character in, as the sampler reads it
+    voice = f"voice: {json.dumps(cfg['voice'], ensure_ascii=False)}\n" if cfg.get("voice") else ""  # the page's name for it
     card = f"""---
 library_name: pytorch
 license: mit
@@ -46,7 +47,7 @@ tags:
 - text-generation
 pipeline_tag: text-generation
 val_bits_per_char: {info['val_bits_per_char']:.4f}
----
+{voice}---
 
 # LyricGPT: {cfg['model']} model {_made_how(info)} `{Path(data['path']).name}`
 

@@ -18,6 +18,7 @@ from typing import Iterator, Sequence
 import torch
 
 from .decoding import make_decoder
+from .form import Form, FormState, steer
 
 
 TOP_N = 5  # alternatives kept per step, for the page's "what the model weighed" view
@@ -31,6 +32,8 @@ DEFAULT_TOP_P = 1.0  # off
 # characters (the corpus's: 470); the ends the rule keeps off are mostly weak (median 19%), and
 # 200 leaves more songs unended (25 of 30) and longer (median 870). benchmarks/song_end.py.
 MIN_SONG_CHARS = 150
+# A song with a form that reaches its length finishes its line first, within this many more characters.
+LINE_GRACE = 200
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,8 @@ class Step:
     sampled_prob: float  # its probability in the distribution it was drawn from (1 when greedy)
     top: tuple[tuple[int, float], ...]  # the model's TOP_N likeliest tokens, with their probabilities
     window: int  # how many tokens the model read to choose it (its attention window)
+    form_weight: float = 1.0  # the model's probability that the song's form left it to draw from
+    relaxed: int = 0  # how far the form relaxed at this step (0: not at all; lyricgpt.form)
 
 
 @dataclass(frozen=True)
@@ -117,11 +122,14 @@ def make_rng(seed: int | None) -> random.Random:
 
 
 def draw(logits: torch.Tensor, settings: Sequence[SamplingSettings], uniforms: Sequence[float],
-         banned: Sequence[int | None] | None = None) -> list[tuple[int, float]]:
+         banned: Sequence[int | None] | None = None,
+         forms: Sequence[FormState | None] | None = None) -> list[tuple[int, float, float, int]]:
     """The sampling rule, shared by every loop: each row's next token from its logits (rows,
     vocabulary), by that row's settings and its own uniform number in [0, 1); with the token's
-    probability in the distribution it was drawn from (after temperature, top-k and top-p).
-    A row's ``banned`` token (``SongEnd.banned``), if any, is never drawn.
+    probability in the distribution it was drawn from (after temperature, top-k and top-p), and
+    what the row's form (``forms``) left of the model's probability and how far it relaxed.
+    A row's ``banned`` token (``SongEnd.banned``), if any, is never drawn; nor is a character its
+    form does not allow (``lyricgpt.form``): the model chooses among the rest by its own odds.
 
     The token is where the uniform number falls in the cumulative distribution. One number per
     row, from the row's own stream, is what keeps a song's text independent of the other rows.
@@ -129,8 +137,17 @@ def draw(logits: torch.Tensor, settings: Sequence[SamplingSettings], uniforms: S
     # On the CPU, where the tokens are going anyway; the running sum is in float64, where
     # u * total stays below the total for every u < 1, so no token of weight 0 can be drawn.
     logits = logits.float().cpu()
-    masked = [(row, token) for row, token in enumerate(banned or ()) if token is not None]
-    if masked:  # out of place: the caller's logits still say what the model itself weighed
+    steered = [(0, 1.0, 0)] * len(settings)  # each row's (mask, weight, level); 0: no form
+    if forms and any(forms):
+        probs = logits.softmax(-1)
+        steered = [steer(probs[row], state) if state else (0, 1.0, 0) for row, state in enumerate(forms)]
+        allowed = torch.stack([mask if state else torch.ones(logits.size(-1), dtype=torch.bool)
+                               for (mask, _, _), state in zip(steered, forms)])
+        logits = logits.masked_fill(~allowed, -math.inf)  # out of place: the caller's logits still say
+        # what the model itself weighed
+    masked = [(row, token) for row, token in enumerate(banned or ())
+              if token is not None and torch.isfinite(logits[row]).sum() > 1]  # never the last one left
+    if masked:
         rows, tokens = zip(*masked)
         logits = logits.index_put((torch.tensor(rows), torch.tensor(tokens)), torch.tensor(-math.inf))
     rows_of: dict[SamplingSettings, list[int]] = {}
@@ -151,25 +168,32 @@ def draw(logits: torch.Tensor, settings: Sequence[SamplingSettings], uniforms: S
     greedy = torch.tensor([s.temperature == 0 for s in settings])
     tokens = torch.where(greedy, logits.argmax(-1), tokens)
     sampled = torch.where(greedy, 1.0, weights.gather(-1, tokens[:, None])[:, 0])
-    return list(zip(tokens.tolist(), sampled.tolist()))
+    return [(token, prob, weight, level)
+            for token, prob, (_, weight, level) in zip(tokens.tolist(), sampled.tolist(), steered)]
 
 
-def describe(logits: torch.Tensor, drawn: list[tuple[int, float]], windows: list[int]) -> list[Step]:
+def describe(logits: torch.Tensor, drawn: list[tuple[int, float, float, int]], windows: list[int]) -> list[Step]:
     """Each row's step, with what the model weighed there: its probability for the token drawn and
     its TOP_N likeliest tokens. ``logits`` is (rows, vocabulary); one softmax serves every row."""
     probs = logits.float().softmax(-1)
     top = torch.topk(probs, min(TOP_N, probs.size(-1)))
-    tokens = torch.tensor([token for token, _ in drawn], device=probs.device)
+    tokens = torch.tensor([token for token, *_ in drawn], device=probs.device)
     picked = probs[torch.arange(len(drawn), device=probs.device), tokens].tolist()
-    return [Step(token, prob, sampled, tuple(zip(ids, values)), window)
-            for (token, sampled), prob, ids, values, window
+    return [Step(token, prob, sampled, tuple(zip(ids, values)), window, weight, level)
+            for (token, sampled, weight, level), prob, ids, values, window
             in zip(drawn, picked, top.indices.tolist(), top.values.tolist(), windows)]
 
 
 def choose(logits: torch.Tensor, settings: SamplingSettings, rng: random.Random, window: int,
-           banned: int | None = None) -> Step:
+           banned: int | None = None, form: FormState | None = None) -> Step:
     """Draw the next token from one position's logits, and say what the model weighed."""
-    return describe(logits[None], draw(logits[None], [settings], [rng.random()], [banned]), [window])[0]
+    return describe(logits[None], draw(logits[None], [settings], [rng.random()], [banned], [form]), [window])[0]
+
+
+def length_reached(produced: int, max_new_tokens: int, form: FormState | None) -> bool:
+    """Whether a song has reached its length: a song with a form finishes its line first (within
+    LINE_GRACE more characters), so that it never stops in the middle of a word."""
+    return produced >= max_new_tokens and (form is None or form.line_ended or produced >= max_new_tokens + LINE_GRACE)
 
 
 def refill_length(context: int, refill_keep: int | None = None) -> int:
@@ -188,9 +212,10 @@ def refill_length(context: int, refill_keep: int | None = None) -> int:
 @torch.inference_mode()
 def generate(model: torch.nn.Module, prompt: list[int], max_new_tokens: int, temperature: float = 1.0,
              top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
-             refill_keep: int | None = None, end: SongEnd | None = None) -> Iterator[Step]:
+             refill_keep: int | None = None, end: SongEnd | None = None, form: Form | None = None) -> Iterator[Step]:
     """Yield ``max_new_tokens`` sampled tokens one at a time, as soon as each is sampled; fewer if
-    ``end`` is given and the model ends the song first (its last token is the end's).
+    ``end`` is given and the model ends the song first (its last token is the end's). Given a
+    ``form`` (``lyricgpt.form``), every token keeps it, and the song finishes its line after its length.
 
     ``prompt`` must hold at least one token; only its last context window is read.
     ``temperature=0`` is greedy decoding. ``refill_keep`` is how many recent tokens re-fill the
@@ -207,17 +232,24 @@ def generate(model: torch.nn.Module, prompt: list[int], max_new_tokens: int, tem
     recent = list(prompt[-context:])  # the tokens a re-fill would read
     decoder = make_decoder(model)  # one row: compiled if the model is warmed up (lyricgpt.decoding)
 
+    state = form.read_tokens(prompt) if form else None  # the whole prompt: the form reads the stanza
+    if max_new_tokens == 0:
+        return
     logits = decoder.prefill(0, recent)
     banned = end.banned(recent, 0) if end else None
-    for i in range(max_new_tokens):
+    produced = 0
+    while True:
         length = int(decoder.lengths[0])
-        step = choose(logits, settings, rng, window=length, banned=banned)
+        step = choose(logits, settings, rng, window=length, banned=banned, form=state)
         yield step
+        produced += 1
         recent.append(step.token)
-        if i + 1 == max_new_tokens or (end and end.reached(recent)):
+        if state:
+            state.push_token(step.token)
+        if length_reached(produced, max_new_tokens, state) or (end and end.reached(recent)):
             return
 
-        banned = end.banned(recent, i + 1) if end else None
+        banned = end.banned(recent, produced) if end else None
         if length == context:  # the position table ends here: re-fill from the recent window
             recent = recent[-keep:]
             logits = decoder.prefill(0, recent)

@@ -19,8 +19,8 @@ from .engine import Engine
 from .hub import looks_like_repo_id
 from .lm import LyricModel, load_model
 from .numbers import spell_numbers
-from .sampler import SamplingSettings, Step, generate
-from .song_request import Request
+from .sampler import SamplingSettings, Step, generate, length_reached
+from .song_request import Request, shorten, show_value
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +59,20 @@ PAGE_CSS = """
 #song.plain .song span { background: none; }
 #song .song span[data-top] { cursor: pointer; }
 #song .song .line { content-visibility: auto; contain-intrinsic-size: auto 1.5em; }  /* lay out the lines in view */
+/* A line too long for the panel goes on indented, so that one line of the song never looks like two. */
+#song .song .line { padding-left: 2ch; text-indent: -2ch; }
+/* On a phone the page's script brings the panel into view as a song starts (song.js): the panel is
+   short enough to fit under its heading, and takes its height at once, so that the page can scroll there. */
+@media (max-width: 640px) {
+  #song .html-container { max-height: min(560px, 55svh) !important; }
+  #song .html-container:has(.song:not(:empty)) { min-height: min(560px, 55svh); }
+}
 #song .song span.attended { background: rgba(37, 99, 235, calc(0.85 * var(--attention))) !important; }
 #song .song span.selected { outline: 2px solid #1d4ed8; border-radius: 2px; }
 .inspect-bar[hidden] { display: none; }
 .inspect-bar { display: flex; flex-wrap: wrap; gap: 0.3em 1em; align-items: center; font-size: 0.9em; margin: 0.3em 0; }
 .inspect-bar select { padding: 0.1em 2em 0.1em 0.4em; }  /* room for the menu's arrow */
+.inspect-bar .menus { display: inline-flex; gap: 1em; white-space: nowrap; }
 .inspect-bar .copy-song { border: 1px solid #999; border-radius: 4px; padding: 0.1em 0.8em; }
 .alt-tip { position: fixed; z-index: 1000; max-width: min(280px, calc(100vw - 16px)); background: #fff; color: #111;
            border: 1px solid #999; border-radius: 6px; padding: 0.4em 0.6em; font-size: 0.85em;
@@ -170,7 +179,7 @@ def seed_notes(lm: LyricModel, seed_line: str) -> list[str]:
     seed_line, spelled = spelled_seed_line(lm, seed_line)
     notes = []
     if spelled:
-        listed = ", ".join(f"{written} as {words!r}" for written, words in spelled[:10])
+        listed = ", ".join(f"{shorten(written)} as {show_value(words)}" for written, words in spelled[:10])
         notes.append(f"numbers written as words, as the model has never read a digit: {listed}")
     full = lm.tokenizer.encode_with_report(seed_line)
     if full.dropped:
@@ -192,12 +201,18 @@ def coloured(char: str, step: Step) -> str:
     ``data-top`` lists the model's likeliest tokens as "id permille" pairs; ``data-prob`` is the
     character's own per-mille, and ``data-drawn`` its per-mille in the distribution it was drawn
     from (after temperature, top-k and top-p); ``data-window`` is how many characters the model
-    read to choose it.
+    read to choose it. Where the song's form left the model less than STEERED of its probability,
+    the character is marked ``steered`` and ``data-form`` says how much (per mille).
     """
     top = ",".join(f"{token} {round(prob * 1000)}" for token, prob in step.top)
-    return (f'<span class="{prob_class(step.prob)}" title="{step.prob:.0%}" data-top="{top}" '
-            f'data-prob="{round(step.prob * 1000)}" data-drawn="{round(step.sampled_prob * 1000)}" '
-            f'data-window="{step.window}">{html.escape(char)}</span>')
+    steered = step.form_weight < STEERED
+    return (f'<span class="{prob_class(step.prob)}{" steered" if steered else ""}" title="{step.prob:.0%}" '
+            f'data-top="{top}" data-prob="{round(step.prob * 1000)}" data-drawn="{round(step.sampled_prob * 1000)}" '
+            + (f'data-form="{round(step.form_weight * 1000)}" ' if steered else "")
+            + f'data-window="{step.window}">{html.escape(char)}</span>')
+
+
+STEERED = 0.5  # a character drawn where the form left the model less than this is marked as steered
 
 
 def legend() -> str:
@@ -216,7 +231,9 @@ def stream_song(lm: LyricModel, request: Request, colour: bool = True, stop: thr
     """Yield the song as it is sampled: an Update for the first character, then at most one per
     ``update_interval``, and one for the last. That is ``request.length`` characters, unless the model
     ends the song first (with ``request.end_with_song``; its end, two blank lines, is not shown), or
-    ``stop`` is set or the time limit passes (the last Update's status says which).
+    ``stop`` is set or the time limit passes (the last Update's status says which). Every song keeps
+    its form (``request.form``), free songs too: out of loops, and
+    at its length it finishes its line. Each line of a rhymed song shows its rhyme letter.
 
     With an ``engine`` the song is one row of its batch; without, this generator samples it alone.
     Either way, closing the generator ends the song's work at once.
@@ -230,13 +247,17 @@ def stream_song(lm: LyricModel, request: Request, colour: bool = True, stop: thr
     notes = seed_notes(lm, request.seed_line)
     chars = lm.tokenizer.chars
     end = lm.song_end() if request.end_with_song else None
+    form = lm.form(request.form)
+    state = form.read_tokens(prompt_ids)  # the song's place in its form, for the rhyme letters and the length
+    scheme = request.form.rhyme
+    relaxed = 0
     if engine is not None:
-        song = engine.submit(prompt_ids, request.length, settings, request.seed, end)
+        song = engine.submit(prompt_ids, request.length, settings, request.seed, end, request.form)
         chunks = song.chunks(lambda: update_interval(engine))
     else:
         song = None
         chunks = ([step] for step in generate(lm.model, prompt_ids, request.length, request.temperature,
-                                              request.top_k, request.top_p, request.seed, end=end))
+                                              request.top_k, request.top_p, request.seed, end=end, form=form))
     # Line breaks are held back (as text and as HTML) until a character follows them: they may be the
     # start of the song's end, which is not shown. So the page's song only ever grows.
     held = ("", "")
@@ -247,8 +268,12 @@ def stream_song(lm: LyricModel, request: Request, colour: bool = True, stop: thr
         for chunk in chunks:
             for step in chunk:
                 n += 1
+                relaxed += step.relaxed > 0
                 char = chars[step.token]
                 piece = coloured(char, step) if colour else html.escape(char)
+                if scheme and char == "\n" and state.line_chars:  # the line's rhyme letter, after it
+                    piece = f'<span class="rhyme-letter" data-letter="{scheme[state.line_index % len(scheme)]}"></span>' + piece
+                state.push(char)
                 if end is not None and char == "\n":
                     held = (held[0] + char, held[1] + piece)
                 else:  # += appends in place (CPython): lyric = lyric + ... would copy the whole song each time
@@ -259,10 +284,11 @@ def stream_song(lm: LyricModel, request: Request, colour: bool = True, stop: thr
             early_end = _early_end(now - start, stop)
             if early_end:
                 notes.append(early_end)
-            last = bool(early_end) or n == request.length
+            last = bool(early_end) or length_reached(n, request.length, state)
             if last:  # not the song's end: what was held back is part of the song
                 lyric, colours, held = lyric + held[0], colours + held[1], ("", "")
                 notes += [] if early_end else ["reached the length"]
+                notes += [f"the form relaxed at {relaxed} character(s)"] if relaxed else []
             shown = len(lyric) - len(prompt.text)
             if last or shown_n == 0 or now - last_status >= STATUS_EVERY_S:
                 status, last_status = _status(shown, request, n / max(now - start, 1e-9), notes), now
@@ -277,6 +303,7 @@ def stream_song(lm: LyricModel, request: Request, colour: bool = True, stop: thr
                 return
         if end is not None:  # the model ended the song: its end is what was held back
             notes.append("the model ended the song")
+            notes += [f"the form relaxed at {relaxed} character(s)"] if relaxed else []
             status = _status(shown, request, n / max(clock() - start, 1e-9), notes)
             yield Update(lyric, colours, status, added_html(shown_n, colours[shown_html:]))
     finally:
@@ -293,9 +320,12 @@ def _early_end(elapsed: float, stop: threading.Event | None) -> str | None:
 
 
 def _status(done: int, request: Request, rate: float, notes: list[str]) -> str:
-    text = f"{done} of {request.length} characters at {rate:,.0f} chars/s"
+    text = (f"{done} of {request.length} characters" if done <= request.length else
+            f"{done} characters ({request.length}, then to the end of the line)") + f" at {rate:,.0f} chars/s"
     text += f" · temperature {request.temperature:g} · top-k {request.top_k or 'off'}"
     text += f" · top-p {'off' if request.top_p is None else f'{request.top_p:g}'}"
     if request.temperature > 0:  # at 0 every song from a first line is the same: the seed plays no part
         text += f" · seed {request.seed}"
+    if not request.form.free:
+        text += f" · form: {request.form.describe()}"
     return text + "".join(f" · {note}" for note in notes)

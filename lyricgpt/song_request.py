@@ -8,14 +8,24 @@ import re
 import secrets
 import urllib.parse
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Iterable, Mapping
 
+from .form import FormError, FormSpec, parse_rhyme, parse_syllables
 from .sampler import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
 
 MAX_LENGTH = 2000          # characters per song: bounds the work one request can ask for
 MAX_TEMPERATURE = 2.0      # above this the samples are noise
 MAX_SEED = 2**63 - 1
+# Characters of any text a caller sends (a first line, the text to look inside at), checked before any
+# work: eight times the model's 256-character window, and a song's link stays under MAX_LINK.
+MAX_TEXT = 2000
+# A song's link, in characters: half of what the server takes (httpx, inside gradio, refuses a URL of
+# over 65,536), leaving room for a host that adds its own address and keys, as a Space's frame does.
+MAX_LINK = 32_768
 DEFAULT_LENGTH = 400  # the page's starting length
+# The page's starting form, and a request's where it names none: a free song, for now (the default
+# is to be chosen by measuring the songs: issue 33).
+DEFAULT_RHYME, DEFAULT_SYLLABLES, DEFAULT_REAL_WORDS = "none", "0", False
 RANDOM_SEED_WORDS = {"", "random", "randomize", "randomise"}
 SWITCH_WORDS = {"true": True, "on": True, "yes": True, "1": True, "false": False, "off": False, "no": False, "0": False}
 
@@ -35,19 +45,18 @@ class Request:
     top_p: float | None
     seed: int
     end_with_song: bool = True  # the song ends where the model ends it, or at ``length``
+    form: FormSpec = FormSpec()  # its rhyme scheme, syllables and words (lyricgpt.form)
 
 
 def parse_request(seed_line: object, temperature: object, length: object, top_k: object = 0,
                   top_p: object = 1.0, seed: object = "", vocab_size: int = 10_000,
-                  end_with_song: object = True) -> Request:
+                  end_with_song: object = True, rhyme: object = DEFAULT_RHYME,
+                  syllables: object = DEFAULT_SYLLABLES, real_words: object = DEFAULT_REAL_WORDS) -> Request:
     """Check every setting (API callers skip the sliders' limits); raise InputError saying what is wrong.
 
     ``top_k=0`` and ``top_p=1`` mean "off"; a blank seed (or "randomize") draws a fresh one.
     """
-    if seed_line is None:
-        seed_line = ""
-    if not isinstance(seed_line, str):
-        raise InputError(f"the seed line must be text, got {show_value(seed_line)}")
+    seed_line = parse_text(seed_line, "the seed line")
     temperature = float(_number(temperature, "temperature", 0.0, MAX_TEMPERATURE))
     length = _whole(length, "length", 1, MAX_LENGTH)
     top_k = _whole(top_k, "top-k", 0, vocab_size)
@@ -55,30 +64,68 @@ def parse_request(seed_line: object, temperature: object, length: object, top_k:
     if top_p == 0.0:
         raise InputError("top-p must be above 0 (1 turns it off)")
     return Request(seed_line, length, temperature, top_k or None, None if top_p == 1.0 else top_p,
-                   _seed(seed), _switch(end_with_song, "end with the song"))
+                   _seed(seed), _switch(end_with_song, "end with the song"), parse_form(rhyme, syllables, real_words))
+
+
+def parse_form(rhyme: object, syllables: object, real_words: object) -> FormSpec:
+    """A song's form from the rhyme scheme (letters or a plain name), the syllables ("0", "8", "8,6")
+    and the real-words switch."""
+    try:
+        scheme = parse_rhyme(parse_text(rhyme, "the rhyme scheme") if isinstance(rhyme, str) else rhyme)
+    except FormError as e:
+        raise InputError(f"{e}; got {show_value(rhyme)}") from None
+    try:
+        pattern = parse_syllables(parse_text(syllables, "syllables") if isinstance(syllables, str) else syllables)
+    except FormError as e:
+        raise InputError(f"{e}; got {show_value(syllables)}") from None
+    return FormSpec(scheme, pattern, _switch(real_words, "real words"))
+
+
+def parse_text(value: object, name: str) -> str:
+    """``value`` if it is text of at most MAX_TEXT characters (None is blank); checked before any work."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InputError(f"{name} must be text, got {show_value(value)}")
+    if len(value) > MAX_TEXT:
+        raise InputError(f"{name} must be at most {MAX_TEXT:,} characters, got {len(value):,}")
+    return value
+
+
+def parse_look(text: object, window: object, context_length: int) -> tuple[str, int | None]:
+    """The text to look inside at and the window to read (None: a whole context), as /alternatives,
+    /attention and the page's own look-inside call take them."""
+    text = parse_text(text, "the text before the character")
+    return text, None if window is None else _whole(window, "the window", 1, context_length)
 
 
 def show_value(value: object) -> str:
-    text = f"{value:g}" if isinstance(value, float) else repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    """A caller's value in a message, as Python writes it (so that control and right-to-left
+    characters show as escapes), cut to 40 characters."""
+    return shorten(f"{value:g}" if isinstance(value, float) else repr(value))
+
+
+def shorten(text: str, most: int = 40) -> str:
+    return text if len(text) <= most else text[:most - 3] + "..."
+
+
+# A number as a person writes it: ASCII digits, a point, an exponent. Python's int() and float() also
+# read "1_000", "٣" (Arabic-Indic three), "nan" and "inf", which a person would not expect to be numbers.
+_NUMERAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?", re.ASCII | re.IGNORECASE)
 
 
 def _number(value: object, name: str, low: float, high: float) -> int | float:
     """``value`` if it is a number in [low, high]; an int stays an int, so a long seed keeps every digit."""
     if isinstance(value, str):
-        text = value.strip()
-        try:
-            value = int(text)
-        except ValueError:
-            try:
-                value = float(text)
-            except ValueError:
-                raise InputError(f"{name} must be a number, got {show_value(value)}") from None
+        text = parse_text(value, name).strip()
+        if not _NUMERAL.fullmatch(text):
+            raise InputError(f"{name} must be a number written with the digits 0-9, got {show_value(value)}")
+        value = int(text) if text.lstrip("+-").isdigit() else float(text)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InputError(f"{name} must be a number, got {show_value(value)}")
     if (isinstance(value, float) and not math.isfinite(value)) or not low <= value <= high:
         raise InputError(f"{name} must be between {low:g} and {high:g}, got {show_value(value)}")
-    return value
+    return value + 0.0 if isinstance(value, float) else value  # -0.0 + 0.0 is 0.0: no "temperature -0"
 
 
 def _whole(value: object, name: str, low: int, high: int) -> int:
@@ -108,24 +155,44 @@ def _seed(value: object) -> int:
                          f"got {show_value(value)}") from None
 
 
-# A song's link: the page's address with these query keys (and ``end=off`` when "End with the song" was off).
-LINK_KEYS = ("line", "temperature", "length", "top_k", "top_p", "seed", "voice")
+# A song's link: the page's address with these query keys (and ``end=off`` when "End with the song" was
+# off; ``rhyme``, ``syllables`` and ``words=on`` for a song with a form).
+LINK_KEYS = ("line", "temperature", "length", "top_k", "top_p", "seed", "voice", "rhyme", "syllables", "words")
 
 
 def song_settings(request: Request, voice: str | None = None) -> dict[str, str]:
     """Everything that wrote a song, by the link's keys, as text that reads back to the same song."""
     settings = {"line": request.seed_line, "temperature": repr(request.temperature), "length": str(request.length),
-                "top_k": str(request.top_k or 0), "top_p": repr(request.top_p or 1.0), "seed": str(request.seed)}
+                "top_k": str(request.top_k or 0), "top_p": repr(request.top_p or 1.0)}
+    if request.temperature > 0:  # at 0 the seed plays no part: naming one would say it did
+        settings["seed"] = str(request.seed)
     if voice is not None:
         settings["voice"] = voice
     if not request.end_with_song:
         settings["end"] = "off"
+    form = request.form
+    settings["rhyme"] = form.rhyme or "none"
+    settings["syllables"] = ",".join(map(str, form.syllables)) or "0"
+    settings["words"] = "on" if form.real_words else "off"
     return settings
 
 
-def song_link(page: str, request: Request, voice: str | None = None) -> str:
-    """A link to the page (its address, any query dropped) that writes this song again."""
-    return page.split("#")[0].split("?")[0] + "?" + urllib.parse.urlencode(song_settings(request, voice))
+def song_link(page: str, request: Request, voice: str | None = None) -> str | None:
+    """A link to the page (its address, any query dropped) that writes this song again; None where it
+    would be longer than MAX_LINK, as the page could not be sure to open it."""
+    link = page.split("#")[0].split("?")[0] + "?" + urllib.parse.urlencode(song_settings(request, voice))
+    return link if len(link) <= MAX_LINK else None
+
+
+def link_query(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """A link's query as a dict; InputError for a song's key given twice, as which one was meant is
+    anyone's guess."""
+    query: dict[str, str] = {}
+    for key, value in pairs:
+        if key in query and key in {*LINK_KEYS, "end"}:
+            raise InputError(f"it gives {key} twice ({show_value(query[key])} and {show_value(value)})")
+        query[key] = value
+    return query
 
 
 def read_link(query: Mapping[str, str], vocab_size: int) -> Request | None:
@@ -135,7 +202,9 @@ def read_link(query: Mapping[str, str], vocab_size: int) -> Request | None:
         return None
     return parse_request(query.get("line", ""), query.get("temperature", DEFAULT_TEMPERATURE),
                          query.get("length", DEFAULT_LENGTH), query.get("top_k", 0), query.get("top_p", DEFAULT_TOP_P),
-                         query.get("seed", ""), vocab_size, query.get("end", True))
+                         query.get("seed", ""), vocab_size, query.get("end", True),
+                         query.get("rhyme", DEFAULT_RHYME), query.get("syllables", DEFAULT_SYLLABLES),
+                         query.get("words", DEFAULT_REAL_WORDS))
 
 
 def keepsake(request: Request, song: str, voice: str | None = None, link: str | None = None) -> str:
@@ -152,6 +221,6 @@ def keepsake(request: Request, song: str, voice: str | None = None, link: str | 
 
 
 def keepsake_name(request: Request) -> str:
-    """A file name for the song: its first words and its seed."""
+    """A file name for the song: its first words and its seed (none at temperature 0)."""
     words = re.sub(r"[^a-z0-9]+", "-", request.seed_line.lower()).strip("-")[:40].strip("-") or "song"
-    return f"{words}-seed-{request.seed}.txt"
+    return f"{words}-seed-{request.seed}.txt" if request.temperature > 0 else f"{words}.txt"

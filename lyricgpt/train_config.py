@@ -48,6 +48,7 @@ class TrainConfig:
     dtype: str = "auto"  # auto, bfloat16, float32 (autocast precision of the forward pass)
     compile: str = "auto"  # auto, on, off
     sample_chars: int = 500
+    voice: str | None = None  # the model's name on the page (its card's ``voice:``); None: named by its data
     # fine-tuning: start from a trained model (its shape, weights and vocabulary), see finetune.py
     init_from: str | None = None  # a model folder or Hub repo id
     replay: float = 0.0  # share of each batch drawn from the base model's corpus, against forgetting
@@ -72,7 +73,7 @@ class TrainingError(RuntimeError):
 
 
 # What a resumed run may change; anything else would make it a different run.
-RESUMABLE_CHANGES = ("out", "data", "max_steps", "max_minutes", "device", "eval_interval", "sample_chars")
+RESUMABLE_CHANGES = ("out", "data", "max_steps", "max_minutes", "device", "eval_interval", "sample_chars", "voice")
 
 
 def saved_model_config(state: dict) -> dict:
@@ -135,6 +136,19 @@ def check_config(cfg: TrainConfig) -> None:
         raise TrainingError(f"--n-embd ({cfg.n_embd}) must be a multiple of --n-head ({cfg.n_head})")
     if Path(cfg.out).exists() and not Path(cfg.out).is_dir():
         raise TrainingError(f"--out {cfg.out} is a file, not a folder")
+
+
+# What a run writes into --out, which a new run there would overwrite.
+RUN_FILES = ("ckpt_last.pt", "ckpt_best.pt", "metrics.jsonl", "loss.png", "model")
+
+
+def check_new_out(out: str) -> None:
+    """Refuse to start a new run over an earlier run's files: it would overwrite them without a word."""
+    found = [name for name in RUN_FILES if (Path(out) / name).exists()]
+    if found:
+        raise TrainingError(f"--out {out} already holds a run ({', '.join(found)}). Continue it with "
+                            f"`python train.py --out {out} --resume`, or train into another --out "
+                            "(or delete that folder first)")
 
 
 def make_model_config(cfg: TrainConfig, vocab_size: int) -> GPTConfig | BigramConfig:

@@ -18,10 +18,10 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .data import random_windows, read_corpus, split_as_trained, split_songs, train_val_split
+from .data import first_lines, random_windows, read_corpus, split_as_trained, split_songs, train_val_split
 from .evaluate import score_text, total_nats
 from .finetune import grow_vocabulary, load_base
-from .lm import LyricModel
+from .lm import EXAMPLES_NAME, LyricModel
 from .model import build_model
 from .optimizers import lr_at, make_optimizer, progress_of
 from .progress import ProgressBar
@@ -35,6 +35,7 @@ from .train_config import TrainConfig, TrainingError, check_config, make_model_c
 SAMPLE_SEED_LINES = ("", "The river", "Oh my love")  # the model card's samples: unconditional, then seeded
 FORGETTING_CHARS = 50_000  # fine-tuning: how much of the base corpus's validation songs the card scores
 SAMPLING = {"temperature": DEFAULT_TEMPERATURE, "top_p": DEFAULT_TOP_P}  # the app's defaults
+EXAMPLES_SHOWN = 6  # example first lines the model folder offers the page (examples.txt)
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -404,6 +405,11 @@ class Trainer:
             "has_plot": (folder / "loss.png").exists(), "finetune": finetune,
         })
         lm.save(folder)
+        # The page's example first lines for this voice: those of songs held out from training, which
+        # it goes on from in its own way rather than reciting a song it learned.
+        examples = first_lines(self.val_text, EXAMPLES_SHOWN)
+        if examples:
+            (folder / EXAMPLES_NAME).write_text("".join(line + "\n" for line in examples), encoding="utf-8")
         if kept_base:
             print(f"fine-tuning never beat the base model on the songbook's validation songs, so {folder} holds "
                   f"the base model {self.cfg.init_from} unchanged ({val_bpc:.4f} bits/char there)", flush=True)
@@ -419,6 +425,17 @@ class Trainer:
 
 
 def read_metrics(path: Path) -> list[dict]:
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
-
-
+    """The evaluations recorded in a run's metrics.jsonl; a TrainingError for a file that holds something else."""
+    records = []
+    for n, line in enumerate(Path(path).read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            record = None
+        if not (isinstance(record, dict) and isinstance(record.get("step"), int)):
+            raise TrainingError(f"{path} is not a train.py record (line {n}): move it out of --out, or train "
+                                "into another folder")
+        records.append(record)
+    return records

@@ -23,7 +23,7 @@ import torch
 
 from .data import CorpusError, read_corpus, split_as_trained
 from .evaluate import score_text
-from .lm import CARD_NAME, LyricModel, card_training_data, card_training_settings
+from .lm import CARD_NAME, EXAMPLES_NAME, LyricModel, card_training_data, card_training_settings
 from .model import Bigram, BigramConfig
 from .serving import EXAMPLE_LINES, LoadedModel, markdown_text, load_for_serving, public_message
 from .song_request import InputError, show_value
@@ -31,7 +31,6 @@ from .tokenizer import CharTokenizer
 
 log = logging.getLogger(__name__)
 
-EXAMPLES_NAME = "examples.txt"
 MAX_EXAMPLES = 8
 MAX_EXAMPLE_CHARS = 200
 MAX_CARD_CHARS = 64 * 1024  # train.py's cards are a few kB; a card is not read past this
@@ -91,6 +90,7 @@ class Voice:
             log.warning("no bigram for the voice %r: %s", self.name, e)
             return Baseline(None, f"No bigram baseline for this voice: {public_message(str(e))}")
         bigram = count_bigram(self.lm.tokenizer, train, self.lm.context_length)
+        bigram.lexicon = self.lm.lexicon  # the same songs, so the same words for its forms
         bpc = score_text(bigram, val)["bits_per_char"]
         return Baseline(bigram, f"**Bigram baseline**, counted from the same training songs: {bpc:.3f} bits per "
                                 f"character on the same validation songs")

@@ -9,6 +9,7 @@ a second voice sings, looks inside and compares with its own bigram through the 
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import subprocess
@@ -26,6 +27,8 @@ from live_app import running_app
 from lyricgpt import load_model
 from lyricgpt.data import SONG_BREAK
 from lyricgpt.explain import next_char_odds
+from lyricgpt.request_limits import MAX_BODY, MAX_URL
+from lyricgpt.song_request import MAX_LINK, MAX_TEXT
 
 SEED_LINE = "Hello darkness, my old friend"
 
@@ -95,7 +98,7 @@ def test_greedy_ignores_the_seed_and_seeds_reproduce(client, tiny_lm):
 def test_worst_seed_lines(client, tiny_lm):
     lyric, _, _ = stream(client, "", 0.8, 25)[-1]
     assert len(lyric) == 25
-    huge = "na " * 33_334  # 100,002 characters
+    huge = "na " * (MAX_TEXT // 3)  # as long as a first line may be: far more than the model reads
     lyric, _, status = stream(client, huge, 0.8, 10)[-1]
     assert lyric[:-10] == tiny_lm.read_prompt(huge).text and len(lyric) == tiny_lm.context_length + 10
     assert f"last {tiny_lm.context_length} characters" in status
@@ -118,6 +121,11 @@ def test_worst_seed_lines(client, tiny_lm):
     ((SEED_LINE, 0.8, 10), {"seed": "-3"}, "the seed must be a whole number"),
     ((SEED_LINE, "warm", 10), {}, "temperature must be a number"),
     ((["not", "text"], 0.8, 10), {}, "the seed line must be text"),
+    # issue 36: a first line over the limit (4,301 digits crashed the song), numbers a person would not write
+    (("1" * 4301, 0.8, 10), {}, f"the seed line must be at most {MAX_TEXT:,} characters, got 4,301"),
+    ((SEED_LINE, 0.8, "1_000"), {}, "length must be a number written with the digits 0-9, got '1_000'"),
+    ((SEED_LINE, 0.8, "\u0663"), {}, "length must be a number written with the digits 0-9"),
+    ((SEED_LINE, 0.8, 10), {"seed": "\u0663"}, "the seed must be a whole number"),
 ])
 def test_bad_settings_get_a_message_and_the_app_keeps_serving(app, client, args, kwargs, message):
     with pytest.raises(AppError) as e:
@@ -129,13 +137,13 @@ def test_bad_settings_get_a_message_and_the_app_keeps_serving(app, client, args,
     assert "Traceback" not in app.log() and f"request refused: {message}" in app.log()
 
 
-def raw_generate(url: str, body: str) -> tuple[str, object]:
-    """Call /generate with a hand-written JSON body (gradio_client refuses to send NaN);
-    return the last server-sent event's name and data."""
-    posted = httpx.post(f"{url}/gradio_api/call/generate", content=body,
+def raw_call(url: str, body: str, endpoint: str = "generate") -> tuple[str, object]:
+    """Call an endpoint with a hand-written JSON body (gradio_client refuses to send NaN, or the wrong
+    number of values); return the last server-sent event's name and data."""
+    posted = httpx.post(f"{url}/gradio_api/call/{endpoint}", content=body,
                         headers={"Content-Type": "application/json"}, timeout=30)
     posted.raise_for_status()
-    with httpx.stream("GET", f"{url}/gradio_api/call/generate/{posted.json()['event_id']}", timeout=30) as events:
+    with httpx.stream("GET", f"{url}/gradio_api/call/{endpoint}/{posted.json()['event_id']}", timeout=30) as events:
         lines = events.read().decode().splitlines()
     event = [line[len("event: "):] for line in lines if line.startswith("event: ")][-1]
     data = [line[len("data: "):] for line in lines if line.startswith("data: ")][-1]
@@ -148,7 +156,7 @@ def raw_generate(url: str, body: str) -> tuple[str, object]:
 def test_nan_and_infinity_get_a_message(app, position, name, value):
     settings = ['"hi"', "0.8", "10", "0", "1.0", '""', "true", '""', "true"]
     settings[position] = value
-    event, data = raw_generate(app.url, '{"data": [%s]}' % ", ".join(settings))
+    event, data = raw_call(app.url, '{"data": [%s]}' % ", ".join(settings))
     assert event == "error" and name in data["error"]
     assert ("got nan" if value == "NaN" else "got inf") in data["error"]
 
@@ -225,6 +233,145 @@ def test_page_names_the_model_without_server_paths(app, tiny_model_dir):
     config = httpx.get(f"{app.url}/config", timeout=10).text
     assert f"/{tiny_model_dir.parent.name}/{tiny_model_dir.name}" in config  # enough to tell models apart
     assert str(tiny_model_dir.parent) not in config and str(ROOT) not in config
+
+
+# --- issue 36: what a hostile caller found ----------------------------------------------------------
+
+MARKUP = ["<img src=//127.0.0.1:9/px.png>", "<a href=//127.0.0.1:9/a>Log in</a>", "<h1 style=font-size:90px>HACKED</h1>"]
+
+
+@pytest.mark.parametrize("value", MARKUP)
+@pytest.mark.parametrize("endpoint, args, key", [("/generate", (SEED_LINE, 0.8, 10), "voice"),
+                                                 ("/generate", (SEED_LINE, 0.8, 10), "seed"),
+                                                 ("/alternatives", (SEED_LINE,), "voice")])
+def test_a_value_repeated_in_a_message_comes_back_as_text_not_markup(client, endpoint, args, key, value):
+    with pytest.raises(AppError) as e:
+        client.predict(*args, **{key: value}, api_name=endpoint)
+    # Gradio's pop-up draws a message as HTML: the value is in it escaped, so it shows as written.
+    message = str(e.value)
+    assert "<" not in message and ">" not in message and "'&lt;" in message
+
+
+def test_a_first_line_up_to_the_limit_is_read_and_one_over_it_is_refused_before_any_work(client):
+    lyric, _, status = stream(client, "1" * MAX_TEXT, 0.8, 5)[-1]  # a run of digits, read digit by digit
+    assert "numbers written as words" in status and "one one one" in lyric
+    with pytest.raises(AppError, match=f"the seed line must be at most {MAX_TEXT:,} characters, got {MAX_TEXT + 1:,}"):
+        client.predict("x" * (MAX_TEXT + 1), 0.8, 5, api_name="/generate")
+
+
+def test_minus_zero_is_temperature_0(client):
+    _, _, status = stream(client, SEED_LINE, -0.0, 5)[-1]
+    assert " · temperature 0 · " in status
+
+
+def rss_mb(pid: int) -> float:
+    fields = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status"))
+    return int(fields["VmRSS"].split()[0]) / 1024
+
+
+def first_character_s(client: Client) -> float:
+    start = time.monotonic()
+    job = client.submit(SEED_LINE, 0.8, 20, api_name="/generate")
+    for _ in job:
+        took = time.monotonic() - start
+        break
+    job.result()
+    return took
+
+
+def test_ten_requests_at_ten_times_the_limit_leave_the_app_as_it_was(app, client):
+    before_mb, before_s = rss_mb(app.process.pid), min(first_character_s(client) for _ in range(3))
+    for _ in range(10):
+        with pytest.raises(AppError, match="the seed line must be at most"):
+            client.predict("la " * (10 * MAX_TEXT // 3 + 1), 0.8, 5, api_name="/generate")
+    after_mb, after_s = rss_mb(app.process.pid), min(first_character_s(client) for _ in range(3))
+    assert after_mb - before_mb < 50, f"{before_mb:.0f} MB before, {after_mb:.0f} MB after"
+    assert after_s < 2 * before_s + 0.2, f"first character {before_s:.3f} s before, {after_s:.3f} s after"
+
+
+def raw_request(app, method: str, path: str, body=None, headers: dict | None = None) -> tuple[int, str]:
+    """(status, text) of a request httpx would not send (its URLs end at 65,536 characters)."""
+    host, port = app.url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, response.read().decode(errors="replace")
+    finally:
+        connection.close()
+
+
+def test_a_request_over_a_limit_is_refused_at_the_door_with_a_message(app):
+    page = f"{app.url}/?line="
+    assert raw_request(app, "GET", "/?line=" + "a" * (MAX_URL - len(page)))[0] == 200  # the longest address
+    status, text = raw_request(app, "GET", "/?line=" + "a" * (MAX_URL - len(page) + 1))  # was an HTTP 500
+    assert status == 414 and f"A LyricGPT song's link is at most {MAX_LINK:,}" in text
+    status, text = raw_request(app, "POST", "/gradio_api/call/generate", b'{"data": ["' + b"a" * MAX_BODY + b'"]}',
+                               {"Content-Type": "application/json"})
+    assert status == 413 and f"a first line is at most {MAX_TEXT:,} characters" in text
+    status, text = raw_request(app, "POST", "/gradio_api/call/generate", iter([b'{"data": ["a"]}']),
+                               {"Content-Type": "application/json"})  # chunked, so of no stated length
+    assert status == 411
+    assert "Traceback" not in app.log()
+
+
+def test_a_call_with_too_few_or_too_many_values_gets_a_message_and_writes_nothing_raw_to_the_log(app):
+    forged = "2026-12-05 23:59:59,000 INFO lyricgpt.app: forged"
+    for endpoint, values, message in [("generate", [f"hi\n{forged}\x1b[31m"], "generate takes 9 values, got 1"),
+                                      ("generate", ["hi"] * 10, "generate takes 9 values, got 10"),
+                                      ("attention", ["hi"], "attention takes 3 values, got 1")]:
+        event, data = raw_call(app.url, json.dumps({"data": values}), endpoint)
+        assert event == "error" and data["error"] == message
+    assert forged not in app.log() and "\x1b" not in app.log() and "Received inputs" not in app.log()
+
+
+@pytest.mark.parametrize("text, window, message", [  # as JSON
+    ('["a"]', "null", "the text before the character must be text, got ['a']"), ("{}", "null", "must be text, got {}"),
+    ("5", "null", "must be text, got 5"), ("true", "null", "must be text, got True"),
+    ("NaN", "null", "must be text, got nan"), (json.dumps("x" * (MAX_TEXT + 1)), "null", f"at most {MAX_TEXT:,} characters"),
+    ('"Oh my darling"', '"abc"', "the window must be a number written with the digits 0-9, got 'abc'"),
+    ('"Oh my darling"', "2.5", "the window must be a whole number, got 2.5"),
+    ('"Oh my darling"', "NaN", "the window must be between 1 and 32, got nan"),
+    ('"Oh my darling"', "[]", "the window must be a number, got []"),
+    ('"Oh my darling"', "{}", "the window must be a number, got {}"),
+    ('"Oh my darling"', '""', "the window must be a number written with the digits 0-9, got ''"),
+    ('"Oh my darling"', "true", "the window must be a number, got True")])
+@pytest.mark.parametrize("endpoint", ["alternatives", "attention"])
+def test_the_look_inside_endpoints_answer_wrong_types_with_a_message(app, endpoint, text, window, message):
+    event, data = raw_call(app.url, '{"data": [%s, %s, null]}' % (text, window), endpoint)
+    assert event == "error" and message in data["error"]
+    assert "Traceback" not in app.log()
+
+
+def the_pages_attention_call(app, data) -> httpx.Response:
+    """attention_at, the song panel's server function, called as the page's script calls it."""
+    config = httpx.get(f"{app.url}/config", timeout=10).json()
+    song = next(c["id"] for c in config["components"] if c.get("props", {}).get("elem_id") == "song")
+    return httpx.post(f"{app.url}/gradio_api/component_server", timeout=30,
+                      json={"data": data, "component_id": song, "session_hash": "hostile", "fn_name": "attention_at"})
+
+
+@pytest.mark.parametrize("data, message", [
+    (["Oh my darling", 2.9, None], "the window must be a whole number, got 2.9"),  # was cut to 2
+    (["Oh my darling", "x", None], "the window must be a number written"),
+    (["Oh my darling", 10**6, None], "the window must be between 1 and 32"),
+    (["Oh my darling", None, "<b>Elvis</b>"], "there is no voice '&lt;b&gt;Elvis&lt;/b&gt;'"),
+    ([None, 40, None], "the window must be between 1 and 32"), ([5, 3, None], "must be text, got 5"),
+    (["x" * (MAX_TEXT + 1), 3, None], f"at most {MAX_TEXT:,} characters"),
+    ("Oh my darling", "attention_at takes [text, window, voice], got 'Oh my darling'"),
+    (["Oh my darling", 3], "attention_at takes [text, window, voice], got ['Oh my darling', 3]"),
+    (None, "attention_at takes [text, window, voice], got None"), ({}, "attention_at takes")])
+def test_the_pages_own_attention_call_answers_bad_input_with_a_message(app, data, message):
+    answer = the_pages_attention_call(app, data)
+    assert answer.status_code == 200 and message in answer.json()["error"]  # was a bare HTTP 500
+    assert "Exception in ASGI application" not in app.log() and "Traceback" not in app.log()
+
+
+def test_the_pages_own_attention_call_reads_the_window_it_is_given(app, tiny_lm):
+    from lyricgpt.explain import attention_map
+
+    assert the_pages_attention_call(app, ["Oh my darling", 8, None]).json()["chars"] == attention_map(
+        tiny_lm, "Oh my darling", 8)["chars"]
 
 
 def test_the_bundled_model_is_the_default_and_a_cancelled_song_frees_its_worker(subprocess_env):

@@ -13,8 +13,12 @@ from __future__ import annotations
 
 import os
 import re
+import signal
+import socketserver
 import sys
+import threading
 import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -23,6 +27,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve
 from browser import CHROMIUM, PHONE, SONG, chromium_page, open_page, set_number, song_text  # noqa: E402
 from live_app import ROOT, running_app  # noqa: E402
 from lyricgpt.sampler import DEFAULT_TEMPERATURE  # noqa: E402
+from lyricgpt.song_request import MAX_TEXT  # noqa: E402
 
 
 def watch_growth(page, distinct: int, timeout: float = 30.0) -> list[str]:
@@ -125,6 +130,64 @@ def test_the_panel_follows_the_song_until_the_reader_scrolls_up(studio):
     page.click("#stop")
     page.wait_for_function("document.querySelector('#song-status').innerText.endsWith(' · stopped')")
     page.fill("#seed-line textarea", seed_line)
+
+
+def last_char_box(page) -> dict:
+    """Where the song's last character is on the screen, and the screen's height."""
+    return page.evaluate("""() => { const spans = document.querySelectorAll('#song .song span[data-top]');
+      const box = spans[spans.length - 1].getBoundingClientRect();
+      return {top: box.top, bottom: box.bottom, screen: innerHeight}; }""")
+
+
+def test_enter_writes_the_song_stop_is_live_only_meanwhile_and_long_lines_go_on_indented(studio):
+    page = studio  # 1280 px wide
+    seed_line = page.input_value("#seed-line textarea")
+    stop, box = page.locator("#stop"), page.locator("#seed-line textarea")
+    assert stop.is_disabled()  # nothing is being written
+    long_line = "Over the hills and far away where the river runs and the swallows play " * 2
+    box.fill(long_line)
+    box.press("Shift+Enter")  # a new line, not a song
+    box.press_sequentially("and back")
+    status = page.inner_text("#song-status")
+    page.wait_for_timeout(300)
+    assert box.input_value() == long_line + "\nand back" and page.inner_text("#song-status") == status
+    set_number(page, "length", 2000)
+    box.press("Enter")
+    page.wait_for_function("(seed) => document.querySelector('#song .song').textContent.startsWith(seed)"
+                           " && document.querySelectorAll('#song .song span[data-top]').length > 20",
+                           arg=long_line.strip() + "\nand back")
+    assert box.input_value() == long_line + "\nand back"  # Enter wrote the song: no line break added
+    assert stop.is_enabled() and page.evaluate("scrollY") == 0  # on a desktop the page stays where it was
+    # The first line is wider than the panel: what wraps goes on indented, so one line never looks like two.
+    indent = page.evaluate("""() => { const spans = [...document.querySelector('#song .song .line').children];
+      const first = spans[0].getBoundingClientRect();
+      const next = spans.find((s) => s.getBoundingClientRect().top > first.bottom - 2);
+      return next.getBoundingClientRect().left - first.left; }""")
+    assert indent > 8
+    layer, head = page.locator("#attention-layer").bounding_box(), page.locator("#attention-head").bounding_box()
+    assert abs(layer["y"] - head["y"]) < 2  # the two menus side by side
+    stop.click()
+    page.wait_for_function("document.querySelector('#song-status').innerText.endsWith(' · stopped')")
+    page.wait_for_function("document.querySelector('#stop').disabled")
+    page.fill("#seed-line textarea", seed_line)
+
+
+def test_at_a_phones_width_the_song_comes_into_view_and_stays_there(app, studio):
+    page = open_page(studio.context.browser, app.url, PHONE, touch=True)
+    try:
+        page.fill("#seed-line textarea", "la\n" * 40)  # more lines than the panel holds, from the first update
+        set_number(page, "length", 2000)
+        assert page.locator("#song").bounding_box()["y"] > PHONE["height"]  # under the controls, out of sight
+        page.click("#generate")
+        page.wait_for_function("Math.abs(document.querySelector('#gpt-label').getBoundingClientRect().top) < 20")
+        written = page.locator(f"{SONG} span[data-top]").count()
+        page.wait_for_function(f"document.querySelectorAll('#song .song span[data-top]').length > {written + 150}")
+        last = last_char_box(page)
+        assert 0 <= last["top"] and last["bottom"] <= last["screen"], f"the newest character is off the screen: {last}"
+        page.click("#stop")
+        page.wait_for_function("document.querySelector('#song-status').innerText.endsWith(' · stopped')")
+    finally:
+        page.context.close()
 
 
 def test_a_bad_setting_leaves_the_song_in_place_with_only_a_message(app, studio):
@@ -249,6 +312,120 @@ def test_a_second_voice_with_its_own_examples_bigram_and_look_inside(studio):
     page.locator("#voice label").first.click()
     page.wait_for_selector("#bigram-label :text('would not compare like with like')")
     page.click("#compare input")
+
+
+# --- issue 36: hostile links, and a song whose engine dies ----------------------------------------
+
+class Listener:
+    """A local port standing for another host: it notes every connection made to it."""
+
+    def __init__(self):
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), socketserver.BaseRequestHandler)
+        self.heard = 0
+        handle = self.server.finish_request
+        self.server.finish_request = lambda request, address: (setattr(self, "heard", self.heard + 1),
+                                                               handle(request, address))
+        self.host = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def outside():
+    listener = Listener()
+    yield listener
+    listener.close()
+
+
+def markup(host: str) -> list[str]:
+    """What issue 36's links put into the page: an outside image, a link, a form, giant text."""
+    return [f"<img src=//{host}/px.png>", f"<a href=//{host}/a>Log in</a>", f"<form action=//{host}/><input",
+            "<h1 style=font-size:90px>HACKED</h1>"]
+
+
+def open_link(page, app, query: dict[str, str]) -> str:
+    """Open the page from a link with ``query``; the pop-up's text (as a person reads it)."""
+    page.goto(f"{app.url}/?{urllib.parse.urlencode(query)}")
+    toast = page.wait_for_selector("[data-testid='toast-text']")
+    assert page.locator("[data-testid='toast-text'] :is(img, a, form, input, h1)").count() == 0
+    return toast.inner_text()
+
+
+def test_a_links_markup_shows_as_text_and_the_browser_asks_no_other_host(app, studio, outside):
+    page = open_page(studio.context.browser, app.url)
+    try:
+        page.evaluate(f"new Promise((done) => {{ const img = new Image(); img.onerror = img.onload = done; "
+                      f"img.src = 'http://{outside.host}/check.png'; }})")
+        assert outside.heard == 1, "the listener did not hear a request made on purpose, so it proves nothing"
+        outside.heard = 0
+        for value in markup(outside.host):
+            assert f"there is no voice {value[:37]}" in open_link(page, app, {"voice": value})  # show_value cuts at 40
+        value = markup(outside.host)[0]
+        for key in ("seed", "temperature", "length", "top_k", "top_p", "end"):
+            assert value[:30] in open_link(page, app, {"line": "Hi", key: value}), key
+        # A first line is text: it goes into the box as written and is sung as far as the voice can read it.
+        page.goto(f"{app.url}/?{urllib.parse.urlencode({'line': value, 'length': 5})}")
+        page.wait_for_function("document.querySelector('#song-status').innerText.includes('characters')")
+        assert page.input_value("#seed-line textarea") == value
+        assert page.locator(f"#song :is(img, a, form, h1), #seed-notice :is(img, a, form, h1)").count() == 0
+        page.wait_for_timeout(500)  # what must be shown is that nothing comes: there is no event to wait on
+        assert outside.heard == 0, "a link made the page ask another host for something"
+    finally:
+        page.context.close()
+
+
+def test_a_link_that_gives_a_setting_twice_says_so_and_the_page_states_the_first_lines_limit(app, studio):
+    page = open_page(studio.context.browser, app.url)
+    try:
+        assert "it gives seed twice ('1' and '2')" in open_link(page, app, {"line": "Hi", "seed": ["1", "2"]})
+        assert page.get_attribute("#seed-line textarea", "maxlength") == str(MAX_TEXT)
+        assert f"up to {MAX_TEXT:,} characters" in page.inner_text("#seed-line")
+    finally:
+        page.context.close()
+
+
+def engine_processes(app) -> list[int]:
+    """The app's engines: one process per voice, each a child of the app."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            command = (stat.parent / "cmdline").read_bytes()
+        except (OSError, IndexError):
+            continue  # a process that ended meanwhile
+        if ppid == app.process.pid and b"lyricgpt.engine" in command:
+            children.append(int(stat.parent.name))
+    return children
+
+
+def test_when_the_engine_dies_mid_song_the_song_stays_and_its_status_says_it_failed(app, studio):
+    page = studio
+    page.fill("#seed-line textarea", "Until the engine stops")
+    set_number(page, "length", 2000)
+    page.click("#generate")
+    page.wait_for_function("document.querySelectorAll('#song .song span[data-top]').length >= 20")
+    engines = engine_processes(app)
+    assert len(engines) == 2, f"expected an engine per voice, found {engines}"
+    for pid in engines:
+        os.kill(pid, signal.SIGKILL)
+    page.wait_for_function("document.querySelector('#song-status').innerText.includes('this song failed')")
+    status = page.inner_text("#song-status")
+    assert re.match(r"\d+ of 2000 characters .* · Sorry, this song failed: ", status), status
+    assert "this song failed" in page.inner_text("[data-testid='toast-text']")
+    assert len(song_text(page)) > len("Until the engine stops") + 20  # the song so far is kept
+    assert page.locator("#song .error, #song-status .error").count() == 0  # no red "Error" over the panel
+    assert page.is_visible("#inspect-bar")
+    start = time.monotonic()  # each engine starts again; the tests after this one need them
+    while True:
+        try:
+            Client(app.url, verbose=False).predict("Again", 0.0, 5, api_name="/generate")
+            break
+        except AppError:
+            assert time.monotonic() - start < 60, "the engine did not start again"
+            time.sleep(0.5)
 
 
 def take_screenshot(path: Path) -> None:

@@ -111,6 +111,16 @@ def test_bigram_is_refused_with_a_clear_message(tmp_path, capsys):
     assert not (tmp_path / "hf").exists()
 
 
+def test_a_mistyped_folder_is_named_as_a_folder_not_sought_on_the_hub(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # were it sought there, the message would say so at once
+    assert main(["runs/nothing", "out"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: there is no model folder runs/nothing") and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_folder_with_other_files_is_left_alone(tiny_model_dir, tmp_path, capsys):
     before = {p.name: p.read_bytes() for p in tiny_model_dir.iterdir()}
     assert main([str(BUNDLED_MODEL), str(tiny_model_dir)]) == 2

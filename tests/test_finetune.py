@@ -10,13 +10,16 @@ import torch
 
 from conftest import child_env
 from lyricgpt import load_model
+from lyricgpt.data import first_lines, read_corpus, split_as_trained
 from lyricgpt.finetune import SHAPE, grow_vocabulary
-from lyricgpt.training import read_metrics
+from lyricgpt.training import EXAMPLES_SHOWN, read_metrics
+from lyricgpt.voices import load_voices
 from training_runs import ROOT, assert_same_tensors, train, weights_of, write_corpus
 
 # A short fine-tuning run of conftest's tiny model: the recipe, with fewer and smaller steps.
 SHORT = ["--max-steps", 12, "--eval-interval", 3, "--batch-size", 4, "--sample-chars", 20, "--dtype", "float32",
          "--device", "cpu"]
+VOICE = "Cold rivers: songs of mine"
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +38,18 @@ def songbook(tmp_path_factory):
 @pytest.fixture(scope="module")
 def finetuned(base, songbook, tmp_path_factory):
     out = tmp_path_factory.mktemp("ft") / "out"
-    proc = train("--data", songbook, "--init-from", base, "--out", out, *SHORT, env=child_env())
+    proc = train("--data", songbook, "--init-from", base, "--out", out, *SHORT, "--voice", VOICE, env=child_env())
     assert proc.returncode == 0, proc.stderr
     return proc, out
+
+
+def test_the_model_is_a_voice_with_its_name_and_first_lines_of_its_held_out_songs(finetuned, songbook):
+    _, out = finetuned
+    (voice,), _ = load_voices([str(out / "model")], None, [out / "model"], timeout=2, root=ROOT)
+    assert voice.name == VOICE  # as --voice gave it, colon and all
+    train_text, val_text = split_as_trained(read_corpus(songbook), voice.lm.context_length + 1, fine_tuned=True)
+    assert voice.examples == first_lines(val_text, EXAMPLES_SHOWN) != []
+    assert not set(voice.examples) & set(first_lines(train_text, 1000))  # lines it learned would be recited
 
 
 def test_fine_tuning_starts_from_the_base_model_and_says_what_it_did(base, songbook, finetuned):

@@ -21,7 +21,7 @@ from lyricgpt.export import EXPORT_FILES
 from lyricgpt.hub import HubError, push
 
 SECRET = "hf_test_SECRET123"
-MODEL_FILES = {"config.json", "model.safetensors", "tokenizer.json", "README.md", "loss.png"}
+MODEL_FILES = {"config.json", "model.safetensors", "tokenizer.json", "README.md", "loss.png", "examples.txt"}
 TIMEOUT = 2.0
 SLACK = 1.5  # less than TIMEOUT: a second wait of TIMEOUT (e.g. on the cache) would show
 FAULTS = ["refused", "error", "hang"]

@@ -24,6 +24,8 @@ def test_whole_numbers_in_words(n, words):
     ("1,000 miles, 3.5 days", "one thousand miles, three point five days"),
     ("agent 007, call 5550123456789", "agent oh oh seven, call five five five oh one two three four five six seven eight nine"),
     ("\u00bd past, \u00be full", "a half past, three quarters full"),
+    ("at 10:30 and 3:05, home by 12:00 or 18:00", "at ten thirty and three oh-five, home by twelve o'clock or eighteen hundred"),
+    ("10:30pm, 7:15 A.M. and John 3:16", "ten thirty p.m., seven fifteen a.m. and John three sixteen"),
     ("no numbers here.", "no numbers here."),
 ])
 def test_numbers_in_a_line_are_spelled_and_listed(text, spelled):
@@ -31,3 +33,9 @@ def test_numbers_in_a_line_are_spelled_and_listed(text, spelled):
     assert words == spelled
     for written, said in pairs:  # each pair is a number of the line and its words in the result
         assert written in text and said in words
+
+
+@pytest.mark.parametrize("text", ["1" * 4301, "7" * 20_000 + ".5", "1" + ",000" * 1500])
+def test_a_run_of_more_digits_than_python_converts_is_read_digit_by_digit(text):
+    words, pairs = spell_numbers(text)  # int() refuses over 4,300 digits: issue 36's crash
+    assert words.startswith(("one one", "one oh oh", "seven seven")) and len(pairs) == 1

@@ -216,7 +216,7 @@ def test_a_banned_token_leaves_the_other_rows_alone():
     logits = torch.tensor([[0.0, 5.0, 1.0], [0.0, 5.0, 1.0]])
     both = [SamplingSettings(1.0), SamplingSettings(0.0)]
     assert draw(logits, both, [0.5, 0.5], [1, None])[0][0] != 1
-    assert [t for t, _ in draw(logits, both, [0.5, 0.5], [None, 1])] == [1, 2]  # greedy takes the next best
+    assert [t for t, *_ in draw(logits, both, [0.5, 0.5], [None, 1])] == [1, 2]  # greedy takes the next best
     assert draw(logits, both, [0.5, 0.5], [None, None]) == draw(logits, both, [0.5, 0.5])
 
 

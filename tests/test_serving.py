@@ -21,10 +21,12 @@ from hub_server import StandInHub, point_client_at, refused_url
 from lyricgpt import serving
 from lyricgpt.data import SONG_BREAK
 from lyricgpt.engine import Engine
+from lyricgpt.form import FormSpec
 from lyricgpt.sampler import DEFAULT_TEMPERATURE, MIN_SONG_CHARS, Step
 from lyricgpt.serving import UPDATE_EVERY_S, load_for_serving, prob_class, public_message, seed_notes, stream_song
-from lyricgpt.song_request import (DEFAULT_LENGTH, LINK_KEYS, MAX_LENGTH, MAX_SEED, MAX_TEMPERATURE, InputError, Request,
-                                   keepsake, keepsake_name, parse_request, read_link, song_link)
+from lyricgpt.song_request import (DEFAULT_LENGTH, LINK_KEYS, MAX_LENGTH, MAX_LINK, MAX_SEED, MAX_TEMPERATURE, MAX_TEXT,
+                                   InputError, Request, keepsake, keepsake_name, link_query, parse_look, parse_request,
+                                   read_link, song_link)
 
 
 def request(**changes) -> Request:
@@ -47,7 +49,7 @@ def test_valid_settings_are_parsed_and_off_values_mean_off():
 
 @pytest.mark.parametrize("changes", [
     dict(length=1), dict(length=MAX_LENGTH), dict(temperature=0), dict(temperature=MAX_TEMPERATURE),
-    dict(top_k=66), dict(top_p=0.01), dict(seed=MAX_SEED), dict(seed_line="x" * 100_000)])
+    dict(top_k=66), dict(top_p=0.01), dict(seed=MAX_SEED), dict(seed_line="x" * MAX_TEXT)])
 def test_limits_themselves_are_accepted(changes):
     request(**changes)
 
@@ -69,6 +71,10 @@ def test_blank_seed_draws_a_fresh_one_each_time(blank):
     ("seed", -1), ("seed", MAX_SEED + 1), ("seed", str(10**400)), ("seed", 10**400), ("seed", 1.5),
     ("seed", "abc"), ("seed", math.nan), ("seed", [3]),
     ("seed_line", 5), ("seed_line", ["a"]),
+    # issue 36: a first line over the limit (checked before any work), and numbers a person would not write
+    ("seed_line", "x" * (MAX_TEXT + 1)), ("seed_line", "1" * 4301), ("length", "9" * (MAX_TEXT + 1)),
+    ("length", "1_000"), ("length", "\u0663"), ("top_k", "\u0663"), ("seed", "\u0663"), ("temperature", "nan"),
+    ("temperature", "inf"), ("seed", "0x10"),
 ])
 def test_bad_settings_are_refused_with_a_message_naming_them(name, value):
     with pytest.raises(InputError) as e:
@@ -76,6 +82,27 @@ def test_bad_settings_are_refused_with_a_message_naming_them(name, value):
     message = str(e.value)
     assert name.replace("_", "-").replace("seed-line", "seed line") in message
     assert len(message) < 200
+
+
+def test_minus_zero_is_zero_and_a_number_may_have_a_sign_and_an_exponent():
+    r = request(temperature=-0.0, length="+3e1", top_p=" .5 ")
+    assert math.copysign(1, r.temperature) == 1 and f"{r.temperature:g}" == "0"  # no "temperature -0"
+    assert (r.length, r.top_p) == (30, 0.5)
+
+
+@pytest.mark.parametrize("text, window, message", [
+    (5, None, "the text before the character must be text, got 5"), ([], 3, "must be text, got []"),
+    ("x" * (MAX_TEXT + 1), None, f"must be at most {MAX_TEXT:,} characters, got {MAX_TEXT + 1:,}"),
+    ("la", "abc", "the window must be a number"), ("la", 2.9, "the window must be a whole number, got 2.9"),
+    ("la", True, "the window must be a number, got True"), ("la", 33, "the window must be between 1 and 32, got 33"),
+    ("la", [], "the window must be a number, got []")])
+def test_a_look_inside_gets_a_message_for_each_bad_argument(text, window, message):
+    with pytest.raises(InputError, match=re.escape(message)):
+        parse_look(text, window, 32)
+
+
+def test_a_look_inside_takes_text_and_a_window_as_the_settings_do():
+    assert parse_look(None, None, 32) == ("", None) and parse_look("la", "5", 32) == ("la", 5)
 
 
 # --- the song stream ---------------------------------------------------------------------------
@@ -103,11 +130,13 @@ def ticking(step_s: float) -> Callable[[], float]:
 
 def test_stream_is_the_sampler_character_by_character(tiny_lm):
     r = request(seed_line="Hello darkness", length=60, temperature=1.0, top_k=20, top_p=0.95, seed=3)
-    updates = list(stream_song(tiny_lm, r, clock=ticking(1.0)))  # slower than the update rate
-    expected = "".join(tiny_lm.stream(r.seed_line, 60, 1.0, 20, 0.95, 3))
+    updates = list(stream_song(tiny_lm, r, clock=ticking(0.1)))  # slower than the update rate
+    expected = "".join(tiny_lm.stream(r.seed_line, 60, 1.0, 20, 0.95, 3, form=FormSpec()))
     prompt = tiny_lm.read_prompt(r.seed_line).text
-    assert [u.lyric for u in updates] == [prompt + expected[:i] for i in range(1, 61)]
-    assert updates[-1].status.startswith("60 of 60 characters at 1 chars/s") and "seed 3" in updates[-1].status
+    assert len(expected) > 60 and expected.endswith("\n") and "\n" not in expected[60:-1]  # it finished its line
+    assert [u.lyric for u in updates] == [prompt + expected[:i] for i in range(1, len(expected) + 1)]
+    assert updates[-1].status.startswith(f"{len(expected)} characters (60, then to the end of the line) at 10 chars/s")
+    assert "seed 3" in updates[-1].status
 
 
 def test_fast_characters_are_sent_in_batches_no_more_often_than_the_update_rate(tiny_lm):
@@ -115,9 +144,9 @@ def test_fast_characters_are_sent_in_batches_no_more_often_than_the_update_rate(
     updates = [u.lyric for u in stream_song(tiny_lm, r, clock=ticking(UPDATE_EVERY_S / 3.9))]
     prompt = tiny_lm.read_prompt(r.seed_line).text
     assert updates[0] == prompt + updates[-1][len(prompt)]  # the first character is sent at once
-    assert updates[-1] == prompt + "".join(tiny_lm.stream(r.seed_line, 60, r.temperature, seed=3))
+    assert updates[-1] == prompt + "".join(tiny_lm.stream(r.seed_line, 60, r.temperature, seed=3, form=FormSpec()))
     assert all(later.startswith(earlier) for earlier, later in zip(updates, updates[1:]))
-    assert [len(b) - len(a) for a, b in zip(updates, updates[1:])][:-1] == [4] * 14  # 4 characters an update
+    assert set([len(b) - len(a) for a, b in zip(updates, updates[1:])][:-1]) == {4}  # 4 characters an update
 
 
 def test_colour_view_shows_each_new_character_with_its_probability_class(tiny_lm):
@@ -129,7 +158,7 @@ def test_colour_view_shows_each_new_character_with_its_probability_class(tiny_lm
     seed_text = tiny_lm.read_prompt(seed_line).text
     seed, new = reader.spans[:len(seed_text)], reader.spans[len(seed_text):]
     assert seed == [["seed", c] for c in seed_text]  # one span a character, so the page can shade any
-    probs = list(tiny_lm.stream_with_probs(seed_line, 80, 1.5, seed=11))
+    probs = list(tiny_lm.stream_with_probs(seed_line, 80, 1.5, seed=11, form=FormSpec()))
     assert new == [[prob_class(p), c] for c, p in probs]
     assert "".join(text for _, text in reader.spans) == last.lyric  # escaped, so nothing lost or injected
 
@@ -166,7 +195,7 @@ def test_probability_buckets(prob, cls):
 
 
 def test_the_engine_streams_the_song_the_sampler_writes_alone(tiny_lm):
-    engine = Engine(tiny_lm.model, max_batch=4, max_waiting=4)
+    engine = Engine(tiny_lm.model, max_batch=4, max_waiting=4, chars=tiny_lm.tokenizer.chars)
     try:
         for changes in [dict(temperature=0), dict(temperature=1.2, top_k=9, seed=5), dict(top_p=0.8, seed=6)]:
             r = request(seed_line="Hello darkness", length=90, **changes)
@@ -178,7 +207,7 @@ def test_the_engine_streams_the_song_the_sampler_writes_alone(tiny_lm):
 
 
 def test_a_closed_stream_frees_its_place_in_the_engine(tiny_lm):
-    engine = Engine(tiny_lm.model, max_batch=1, max_waiting=0)
+    engine = Engine(tiny_lm.model, max_batch=1, max_waiting=0, chars=tiny_lm.tokenizer.chars)
     try:
         stream = stream_song(tiny_lm, request(length=2000), engine=engine)
         next(stream)
@@ -222,9 +251,11 @@ def test_what_the_model_cannot_read_is_reported(tiny_lm):
     assert seed_notes(tiny_lm, "plain words") == []
     unknown = seed_notes(tiny_lm, "caf\u00e9 \U0001f3b5\U0001f3b5 \u2603")  # the accent folds; the rest cannot
     assert len(unknown) == 1 and "3 character(s)" in unknown[0] and "'\U0001f3b5' x2" in unknown[0]
-    long_line = seed_notes(tiny_lm, "la " * 40_000)
+    long_line = seed_notes(tiny_lm, "la " * (MAX_TEXT // 3))
     assert len(long_line) == 1 and f"last {tiny_lm.context_length} characters" in long_line[0]
-    r = request(seed_line="\U0001f3b5 " + "la " * 40_000, length=5)
+    digits = seed_notes(tiny_lm, "1" * MAX_TEXT)  # a number too long to say is read digit by digit, and cut short here
+    assert "1111111111" in digits[0] and "one one one" in digits[0] and len(digits[0]) < 300
+    r = request(seed_line="\U0001f3b5 " + "la " * (MAX_TEXT // 3 - 1), length=5)
     last = list(stream_song(tiny_lm, r))[-1]
     assert last.lyric[:-5] == tiny_lm.read_prompt(r.seed_line).text
     assert len(last.lyric) == tiny_lm.context_length + 5
@@ -253,7 +284,7 @@ def test_a_song_ends_where_the_model_ends_it_and_its_end_is_not_shown(ending_lm)
     written = "".join(ending_lm.stream("Hello", MAX_LENGTH, 1.0, seed=3, end_with_song=True))
     assert written.endswith(SONG_BREAK) and MIN_SONG_CHARS < len(written) < MAX_LENGTH
     song = written[:-len(SONG_BREAK)]
-    engine = Engine(ending_lm.model, max_batch=2, max_waiting=0)
+    engine = Engine(ending_lm.model, max_batch=2, max_waiting=0, chars=ending_lm.tokenizer.chars)
     try:
         for updates in (list(stream_song(ending_lm, r, clock=ticking(0.001))), list(stream_song(ending_lm, r, engine=engine))):
             lyrics = [u.lyric for u in updates]
@@ -270,9 +301,11 @@ def test_a_song_ends_where_the_model_ends_it_and_its_end_is_not_shown(ending_lm)
 def test_with_the_end_switch_off_a_song_writes_on_to_its_length(ending_lm):
     r = request(seed_line="Hello", length=400, temperature=1.0, seed=3, end_with_song=False)
     last = list(stream_song(ending_lm, r))[-1]
-    assert last.lyric == "Hello" + "".join(ending_lm.stream("Hello", 400, 1.0, seed=3))
+    written = "".join(ending_lm.stream("Hello", 400, 1.0, seed=3, form=FormSpec()))
+    assert last.lyric == "Hello" + written and written.endswith("\n")
     assert SONG_BREAK in last.lyric  # where the song would have ended, and another begins
-    assert last.status.startswith("400 of 400 characters") and last.status.endswith(" · reached the length")
+    assert last.status.startswith(f"{len(written)} characters (400, then to the end of the line)")
+    assert last.status.endswith(" · reached the length")
 
 
 @pytest.mark.parametrize("value, expected", [(True, True), (False, False), ("off", False), ("ON", True), ("0", False)])
@@ -316,15 +349,40 @@ def test_a_malformed_link_gets_the_usual_message(query, message):
         read_link({"line": "Hi", **query}, 66)
 
 
+def test_a_link_that_gives_a_setting_twice_is_refused_as_no_one_can_tell_which_was_meant():
+    with pytest.raises(InputError, match=r"it gives seed twice \('1' and '2'\)"):
+        link_query([("line", "Hi"), ("seed", "1"), ("seed", "2")])
+    assert link_query([("__theme", "dark"), ("__theme", "light"), ("line", "Hi")]) == {"__theme": "light", "line": "Hi"}
+
+
+def test_no_link_is_written_that_the_page_could_not_open():
+    # The longest first line of the characters that take the most room in a link: it fits.
+    r = request(seed_line="\U0001f3b5" * MAX_TEXT, top_p=0.123456789, seed=MAX_SEED, end_with_song=False)
+    link = song_link("https://huggingface.co/spaces/someone/lyricgpt", r, "v" * 200)
+    assert link is not None and len(link) <= MAX_LINK
+    assert read_link(dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(link).query)), 66) == r
+    assert song_link("http://h/" + "p" * MAX_LINK, r) is None  # an address that leaves no room
+
+
 def test_the_file_holds_a_header_that_writes_the_song_again_then_the_song():
     r = request(seed_line="Two\nlines", temperature=0.7, length=500, seed=99)
     text = keepsake(r, "Two\nlines and a song", "Folk", "http://h/?line=x")
     header, song = text.split("\n\n", 1)
     fields = dict(line.split(": ", 1) for line in header.splitlines()[1:])
     assert fields == {"line": '"Two\\nlines"', "temperature": "0.7", "length": "500", "top_k": "0", "top_p": "1.0",
-                      "seed": "99", "voice": "Folk", "end": "on", "link": "http://h/?line=x"}
+                      "seed": "99", "voice": "Folk", "rhyme": "none", "syllables": "0", "words": "off", "end": "on",
+                      "link": "http://h/?line=x"}
     assert song == "Two\nlines and a song\n"
     assert keepsake_name(r) == "two-lines-seed-99.txt" and keepsake_name(request(seed_line="", seed=1)) == "song-seed-1.txt"
+
+
+def test_at_temperature_0_neither_the_link_nor_the_file_names_a_seed():
+    r = request(temperature=0, seed=99)  # every seed writes the same song: the status names none either
+    link = song_link("http://h/", r, "Folk")
+    query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(link).query))
+    assert "seed" not in query and read_link(query, 66).temperature == 0
+    header = keepsake(r, "I walked out and on", "Folk", link).split("\n\n", 1)[0]
+    assert "seed" not in header and keepsake_name(r) == "i-walked-out.txt"
 
 
 # --- loading the model -------------------------------------------------------------------------

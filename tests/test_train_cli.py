@@ -348,6 +348,30 @@ def test_resume_without_a_checkpoint_is_refused(tmp_path, capsys):
     assert list(out.iterdir()) == []
 
 
+def test_a_new_run_over_an_earlier_one_is_refused_and_points_to_resume(tiny_run, corpus, capsys):
+    out = tiny_run[1]
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    err = refuse([*TINY, "--data", str(corpus), "--out", str(out), "--max-steps", "5"], capsys)
+    assert f"--out {out} already holds a run (ckpt_last.pt, ckpt_best.pt, metrics.jsonl, loss.png, model)" in err
+    assert f"python train.py --out {out} --resume" in err
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before  # nothing touched
+
+
+def test_resuming_over_a_metrics_file_of_something_else_gets_a_message(tiny_run, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "ckpt_last.pt").write_bytes((tiny_run[1] / "ckpt_last.pt").read_bytes())
+    (out / "metrics.jsonl").write_text("step,loss\n1,2.5\n")
+    err = refuse(["--out", str(out), "--resume"], capsys)
+    assert f"{out / 'metrics.jsonl'} is not a train.py record (line 1)" in err
+
+
+def test_a_mistyped_base_folder_is_named_as_a_folder_not_a_hub_repo(corpus, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    err = refuse(["--data", str(corpus), "--init-from", "assets/nosuchmodel", "--out", str(tmp_path / "out")], capsys)
+    assert "there is no model folder assets/nosuchmodel" in err and "Hub" in err and "reach" not in err
+
+
 def test_out_folder_that_cannot_be_made_is_refused(corpus, tmp_path, capsys):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
