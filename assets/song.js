@@ -9,6 +9,8 @@ const shown = (c) => (c === " " ? "\u2423" : c === "\n" ? "\u21b5" : c);
 const escape = (c) => c.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 const percent = (permille) => (permille / 10).toFixed(1) + "%";
 const generated = (target) => target.closest && target.closest(".song span[data-top]");
+// The song's characters, a span each: a rhymed line's letter is a span too, but no character.
+const characters = () => [...song.querySelectorAll("span:not(.rhyme-letter)")];
 const song = element.querySelector(".song");
 const legendBox = element.querySelector(".legend");
 const voice = () => VOICES[props.voice] || Object.values(VOICES)[0];
@@ -71,9 +73,13 @@ function explain(span) {
   }
   const drawnPercent = Number(span.dataset.drawn) / 10;
   const odds = Math.abs(Number(span.dataset.drawn) - Number(span.dataset.prob)) >= 1
-    ? `Temperature, top-k or top-p changed its odds: the model gave it ${modelPercent.toFixed(1)}%, it was drawn at ${drawnPercent.toFixed(1)}%.`
+    ? `Temperature, top-k, top-p or the song's form changed its odds: the model gave it ${modelPercent.toFixed(1)}%, it was drawn at ${drawnPercent.toFixed(1)}%.`
     : "Drawn at the model's own odds.";
-  return `<div class="alt-title">The model's likeliest characters here</div><table>${rows.join("")}</table><div class="alt-odds">${odds}</div>`;
+  // A character the form chose among what the model wanted least (serving.coloured marks it).
+  const left = Number(span.dataset.form);
+  const steered = span.dataset.form === undefined ? ""
+    : `<div class="alt-odds">The song's form steered here: it left the model ${left < 1 ? "less than 0.1%" : percent(left)} of its probability.</div>`;
+  return `<div class="alt-title">The model's likeliest characters here</div><table>${rows.join("")}</table><div class="alt-odds">${odds}</div>${steered}`;
 }
 
 function showTip(span) {
@@ -96,7 +102,7 @@ function shade() {
     s.style.removeProperty("--attention");
   }
   shaded = [];
-  const all = [...song.querySelectorAll("span")];
+  const all = characters();
   if (selected === null || !attention || selected >= all.length) return;
   const layers = layerChoice.value === "all" ? attention.weights : [attention.weights[Number(layerChoice.value)]];
   const heads = (layer) => (headChoice.value === "all" ? layer : [layer[Number(headChoice.value)]]);
@@ -126,7 +132,7 @@ function shade() {
 }
 
 async function select(span) {
-  const all = [...song.querySelectorAll("span")];
+  const all = characters();
   const i = all.indexOf(span);
   const read = Number(span.dataset.window); // how many characters the model read to choose it
   // The window the model read, and no more: one character a span, and the server takes a text of
@@ -189,7 +195,7 @@ function patchStatus() {
   const walker = document.createTreeWalker(box, NodeFilter.SHOW_TEXT);
   for (let node = walker.nextNode(); node; node = walker.nextNode()) {
     const rate = pageRate(node.textContent);
-    if (!rate) continue;
+    if (!rate || node.textContent.includes(" on this page")) continue; // patched already: the same text again
     const seen = Math.round(rate.onPage).toLocaleString("en");
     const said = Math.abs(rate.onPage - rate.server) <= 0.15 * rate.server
       ? `at ${seen} chars/s`

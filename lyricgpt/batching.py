@@ -43,7 +43,7 @@ class Song:
     tag: object = field(default=None)  # the caller's handle for it
     end: SongEnd | None = None
     ended: bool = False  # the model wrote the song's end
-    banned: int | None = None  # the token its next draw must not take (SongEnd.banned)
+    end_rule: tuple[int, bool] | None = None  # what its next draw must do about its end (SongEnd.rule)
     form: FormState | None = None  # where the song stands in its form, if it has one
 
     @property
@@ -80,7 +80,7 @@ class BatchSampler:
         if not all(0 <= t < self.model.config.vocab_size for t in prompt):
             raise ValueError("the prompt holds a token outside the vocabulary")
         song = Song(max_new_tokens, settings, make_rng(seed), list(prompt[-self.context:]), tag=tag, end=end)
-        song.banned = end.banned(song.recent, 0) if end else None
+        song.end_rule = end.rule(song.recent, 0) if end else None
         song.form = form.read_tokens(prompt) if form else None
         self._fill_row(len(self.songs), song)
         self.songs.append(song)
@@ -117,9 +117,9 @@ class BatchSampler:
         if len(rows) < n:
             logits = logits[rows]
         settings = [self.songs[i].settings for i in rows]
-        banned = [self.songs[i].banned for i in rows]
+        ends = [self.songs[i].end_rule for i in rows]
         forms = [self.songs[i].form for i in rows]
-        steps = describe(logits, draw(logits, settings, uniforms, banned, forms), [windows[i] for i in rows]) if rows else []
+        steps = describe(logits, draw(logits, settings, uniforms, ends, forms), [windows[i] for i in rows]) if rows else []
         results = []
         for i, step in zip(rows, steps):
             song = self.songs[i]
@@ -129,7 +129,7 @@ class BatchSampler:
                 song.form.push_token(step.token)
             if song.end:  # before the re-fill below can shorten ``recent``
                 song.ended = song.end.reached(song.recent)
-                song.banned = song.end.banned(song.recent, song.produced)
+                song.end_rule = song.end.rule(song.recent, song.produced)
             del song.recent[:-self.context]
             results.append((song, step))
         for song in [s for s in self.songs if s.finished]:

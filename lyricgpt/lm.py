@@ -97,11 +97,11 @@ class LyricModel:
         files = card_song_files(self.folder, *roots)
         return Lexicon.from_songs(files) if files else Lexicon.from_dictionary()
 
-    def song_end(self, min_new_chars: int = MIN_SONG_CHARS) -> SongEnd | None:
-        """Where this model's songs end: two blank lines, as between the songs of its corpus
-        (None for a vocabulary without line breaks)."""
+    def song_end(self, min_new_chars: int = MIN_SONG_CHARS, by: int | None = None) -> SongEnd | None:
+        """Where this model's songs end: two blank lines, as between the songs of its corpus (None for
+        a vocabulary without line breaks); after ``by`` new characters, at the next stanza break."""
         marker = self.tokenizer.encode(SONG_BREAK)
-        return SongEnd(tuple(marker), min_new_chars) if len(marker) == len(SONG_BREAK) else None
+        return SongEnd(tuple(marker), min_new_chars, by) if len(marker) == len(SONG_BREAK) else None
 
     def start_ids(self) -> list[int]:
         """What the model reads when given no seed text: a line break, as every song starts after one."""

@@ -34,6 +34,9 @@ DEFAULT_TOP_P = 1.0  # off
 MIN_SONG_CHARS = 150
 # A song with a form that reaches its length finishes its line first, within this many more characters.
 LINE_GRACE = 200
+# A song that may end on its own and reaches its length ends at its next stanza break (SongEnd.by),
+# within this many more characters (then at the end of a line).
+VERSE_GRACE = 400
 
 
 @dataclass(frozen=True)
@@ -69,11 +72,14 @@ class SongEnd:
     """Where a song ends: when the model writes ``marker`` (as between the songs it learned from).
 
     Before ``min_new_tokens`` new tokens the marker's last token is not drawn where it would end the
-    song, so a song that would end after a line or two goes on instead.
+    song, so a song that would end after a line or two goes on instead. After ``by`` new tokens it
+    is drawn wherever it would end the song (for lyrics: the first stanza break after the song's
+    length), so that a song stops where a song may stop, not in the middle of a verse.
     """
 
     marker: tuple[int, ...]
     min_new_tokens: int = 0
+    by: int | None = None
 
     def __post_init__(self):
         if not self.marker:
@@ -85,12 +91,17 @@ class SongEnd:
         """Whether the tokens so far (prompt included) end with the marker."""
         return tuple(recent[-len(self.marker):]) == self.marker
 
-    def banned(self, recent: Sequence[int], produced: int) -> int | None:
-        """The token that must not be drawn next, after ``produced`` new tokens: None, or the
-        marker's last token where it would end the song too early."""
+    def rule(self, recent: Sequence[int], produced: int) -> tuple[int, bool] | None:
+        """What the next draw must do after ``produced`` new tokens: None (anything), or the marker's
+        last token and whether it must come (after ``by``) or must not (before ``min_new_tokens``),
+        where it would end the song."""
         head = self.marker[:-1]
-        if produced < self.min_new_tokens and tuple(recent[len(recent) - len(head):]) == head:
-            return self.marker[-1]
+        if tuple(recent[len(recent) - len(head):]) != head:
+            return None
+        if produced < self.min_new_tokens:
+            return self.marker[-1], False
+        if self.by is not None and produced >= self.by:
+            return self.marker[-1], True
         return None
 
 
@@ -122,14 +133,14 @@ def make_rng(seed: int | None) -> random.Random:
 
 
 def draw(logits: torch.Tensor, settings: Sequence[SamplingSettings], uniforms: Sequence[float],
-         banned: Sequence[int | None] | None = None,
+         ends: Sequence[tuple[int, bool] | None] | None = None,
          forms: Sequence[FormState | None] | None = None) -> list[tuple[int, float, float, int]]:
     """The sampling rule, shared by every loop: each row's next token from its logits (rows,
     vocabulary), by that row's settings and its own uniform number in [0, 1); with the token's
     probability in the distribution it was drawn from (after temperature, top-k and top-p), and
     what the row's form (``forms``) left of the model's probability and how far it relaxed.
-    A row's ``banned`` token (``SongEnd.banned``), if any, is never drawn; nor is a character its
-    form does not allow (``lyricgpt.form``): the model chooses among the rest by its own odds.
+    A row's end rule (``SongEnd.rule``), if any, bans or forces its token; a character the row's form
+    does not allow (``lyricgpt.form``) is never drawn: the model chooses among the rest by its own odds.
 
     The token is where the uniform number falls in the cumulative distribution. One number per
     row, from the row's own stream, is what keeps a song's text independent of the other rows.
@@ -145,11 +156,14 @@ def draw(logits: torch.Tensor, settings: Sequence[SamplingSettings], uniforms: S
                                for (mask, _, _), state in zip(steered, forms)])
         logits = logits.masked_fill(~allowed, -math.inf)  # out of place: the caller's logits still say
         # what the model itself weighed
-    masked = [(row, token) for row, token in enumerate(banned or ())
-              if token is not None and torch.isfinite(logits[row]).sum() > 1]  # never the last one left
-    if masked:
-        rows, tokens = zip(*masked)
-        logits = logits.index_put((torch.tensor(rows), torch.tensor(tokens)), torch.tensor(-math.inf))
+    for row, end in enumerate(ends or ()):
+        if end is not None:
+            token, forced = end
+            keep = torch.arange(logits.size(-1)) == token
+            if forced or torch.isfinite(logits[row][~keep]).any():  # a ban never leaves nothing to draw
+                # A due end is drawn even where the row's form would not have it: the song is over.
+                row_logits = torch.where(keep, 0.0, -math.inf) if forced else logits[row].masked_fill(keep, -math.inf)
+                logits = logits.index_put((torch.tensor(row),), row_logits)
     rows_of: dict[SamplingSettings, list[int]] = {}
     for row, setting in enumerate(settings):
         rows_of.setdefault(setting, []).append(row)
@@ -185,9 +199,9 @@ def describe(logits: torch.Tensor, drawn: list[tuple[int, float, float, int]], w
 
 
 def choose(logits: torch.Tensor, settings: SamplingSettings, rng: random.Random, window: int,
-           banned: int | None = None, form: FormState | None = None) -> Step:
+           end: tuple[int, bool] | None = None, form: FormState | None = None) -> Step:
     """Draw the next token from one position's logits, and say what the model weighed."""
-    return describe(logits[None], draw(logits[None], [settings], [rng.random()], [banned], [form]), [window])[0]
+    return describe(logits[None], draw(logits[None], [settings], [rng.random()], [end], [form]), [window])[0]
 
 
 def length_reached(produced: int, max_new_tokens: int, form: FormState | None) -> bool:
@@ -236,11 +250,11 @@ def generate(model: torch.nn.Module, prompt: list[int], max_new_tokens: int, tem
     if max_new_tokens == 0:
         return
     logits = decoder.prefill(0, recent)
-    banned = end.banned(recent, 0) if end else None
+    rule = end.rule(recent, 0) if end else None
     produced = 0
     while True:
         length = int(decoder.lengths[0])
-        step = choose(logits, settings, rng, window=length, banned=banned, form=state)
+        step = choose(logits, settings, rng, window=length, end=rule, form=state)
         yield step
         produced += 1
         recent.append(step.token)
@@ -249,7 +263,7 @@ def generate(model: torch.nn.Module, prompt: list[int], max_new_tokens: int, tem
         if length_reached(produced, max_new_tokens, state) or (end and end.reached(recent)):
             return
 
-        banned = end.banned(recent, produced) if end else None
+        rule = end.rule(recent, produced) if end else None
         if length == context:  # the position table ends here: re-fill from the recent window
             recent = recent[-keep:]
             logits = decoder.prefill(0, recent)

@@ -19,7 +19,7 @@ from .engine import Engine
 from .hub import looks_like_repo_id
 from .lm import LyricModel, load_model
 from .numbers import spell_numbers
-from .sampler import SamplingSettings, Step, generate, length_reached
+from .sampler import VERSE_GRACE, SamplingSettings, Step, generate, length_reached
 from .song_request import Request, shorten, show_value
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,11 @@ PAGE_CSS = """
 .lyrics .p4 { background: #c7ebc3; } .lyrics .p3 { background: #e6f2b6; } .lyrics .p2 { background: #fde9a8; }
 .lyrics .p1 { background: #fcc99a; } .lyrics .p0 { background: #f7a1a1; }
 .lyrics .legend span { padding: 0 0.4em; margin-right: 0.3em; border-radius: 3px; }
+/* Where the song's form steered the model (serving.STEERED), and each rhymed line's letter at its end:
+   drawn from an attribute, so that the letter is no part of the song's text (Copy takes textContent). */
+.lyrics .steered { text-decoration: underline dotted #333; text-decoration-thickness: 2px; text-underline-offset: 0.2em; }
+.lyrics .song .rhyme-letter::after { content: attr(data-letter); margin-left: 1ch; font-size: 0.75em; color: #888;
+                                     font-family: ui-sans-serif, sans-serif; user-select: none; }
 #song.plain .song span { background: none; }
 #song .song span[data-top] { cursor: pointer; }
 #song .song .line { content-visibility: auto; contain-intrinsic-size: auto 1.5em; }  /* lay out the lines in view */
@@ -217,7 +222,9 @@ STEERED = 0.5  # a character drawn where the form left the model less than this 
 
 def legend() -> str:
     spans = "".join(f'<span class="{cls}">{text}</span>' for _, cls, text in PROB_BUCKETS)
-    return f'<div class="legend">How likely the model found each character: {spans}</div>'
+    steered = (f'<span class="steered">dotted</span> the song\'s form steered it: it left the model less than '
+               f'{STEERED:.0%} of its probability')
+    return f'<div class="legend">How likely the model found each character: {spans}<br>{steered}</div>'
 
 
 def update_interval(engine: Engine | None) -> float:
@@ -246,17 +253,19 @@ def stream_song(lm: LyricModel, request: Request, colour: bool = True, stop: thr
     colours = "".join(f'<span class="seed">{html.escape(c)}</span>' for c in prompt.text)
     notes = seed_notes(lm, request.seed_line)
     chars = lm.tokenizer.chars
-    end = lm.song_end() if request.end_with_song else None
+    # At its length a song that may end ends at its next stanza break; any song finishes its line.
+    end = lm.song_end(by=request.length) if request.end_with_song else None
+    most = request.length + (VERSE_GRACE if end else 0)
     form = lm.form(request.form)
     state = form.read_tokens(prompt_ids)  # the song's place in its form, for the rhyme letters and the length
     scheme = request.form.rhyme
     relaxed = 0
     if engine is not None:
-        song = engine.submit(prompt_ids, request.length, settings, request.seed, end, request.form)
+        song = engine.submit(prompt_ids, most, settings, request.seed, end, request.form)
         chunks = song.chunks(lambda: update_interval(engine))
     else:
         song = None
-        chunks = ([step] for step in generate(lm.model, prompt_ids, request.length, request.temperature,
+        chunks = ([step] for step in generate(lm.model, prompt_ids, most, request.temperature,
                                               request.top_k, request.top_p, request.seed, end=end, form=form))
     # Line breaks are held back (as text and as HTML) until a character follows them: they may be the
     # start of the song's end, which is not shown. So the page's song only ever grows.
@@ -284,7 +293,7 @@ def stream_song(lm: LyricModel, request: Request, colour: bool = True, stop: thr
             early_end = _early_end(now - start, stop)
             if early_end:
                 notes.append(early_end)
-            last = bool(early_end) or length_reached(n, request.length, state)
+            last = bool(early_end) or length_reached(n, most, state)
             if last:  # not the song's end: what was held back is part of the song
                 lyric, colours, held = lyric + held[0], colours + held[1], ("", "")
                 notes += [] if early_end else ["reached the length"]
@@ -321,7 +330,8 @@ def _early_end(elapsed: float, stop: threading.Event | None) -> str | None:
 
 def _status(done: int, request: Request, rate: float, notes: list[str]) -> str:
     text = (f"{done} of {request.length} characters" if done <= request.length else
-            f"{done} characters ({request.length}, then to the end of the line)") + f" at {rate:,.0f} chars/s"
+            f"{done} characters ({request.length}, then to the end of the "
+            f"{'verse' if request.end_with_song else 'line'})") + f" at {rate:,.0f} chars/s"
     text += f" · temperature {request.temperature:g} · top-k {request.top_k or 'off'}"
     text += f" · top-p {'off' if request.top_p is None else f'{request.top_p:g}'}"
     if request.temperature > 0:  # at 0 every song from a first line is the same: the seed plays no part

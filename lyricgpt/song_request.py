@@ -23,6 +23,7 @@ MAX_TEXT = 2000
 # over 65,536), leaving room for a host that adds its own address and keys, as a Space's frame does.
 MAX_LINK = 32_768
 DEFAULT_LENGTH = 400  # the page's starting length
+DEFAULT_FORM = FormSpec()  # the page's starting form
 # The page's starting form, and a request's where it names none: a free song, for now (the default
 # is to be chosen by measuring the songs: issue 33).
 DEFAULT_RHYME, DEFAULT_SYLLABLES, DEFAULT_REAL_WORDS = "none", "0", False

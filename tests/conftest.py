@@ -31,6 +31,15 @@ def corpus_text() -> str:
 
 
 @pytest.fixture(scope="session")
+def corpus_lexicon():
+    """The default corpus's words, with their syllables and rhymes (lyricgpt.lexicon), for song forms.
+    Counted from the file, so that it reaches an engine's process as the same words."""
+    from lyricgpt.lexicon import Lexicon
+
+    return Lexicon.from_songs([CORPUS])
+
+
+@pytest.fixture(scope="session")
 def tiny_lm(corpus_text):
     """An untrained (random) 2-layer GPT with the corpus's tokenizer."""
     from lyricgpt import CharTokenizer, GPT, GPTConfig, LyricModel

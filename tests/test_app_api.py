@@ -28,7 +28,8 @@ from lyricgpt import load_model
 from lyricgpt.data import SONG_BREAK
 from lyricgpt.explain import next_char_odds
 from lyricgpt.request_limits import MAX_BODY, MAX_URL
-from lyricgpt.song_request import MAX_LINK, MAX_TEXT
+from lyricgpt.form import FormSpec, parse_rhyme, parse_syllables
+from lyricgpt.song_request import DEFAULT_REAL_WORDS, DEFAULT_RHYME, DEFAULT_SYLLABLES, MAX_LINK, MAX_TEXT
 
 SEED_LINE = "Hello darkness, my old friend"
 
@@ -49,10 +50,12 @@ def stream(client: Client, *args, **kwargs) -> list[tuple[str, str, str]]:
     return [tuple(update) for update in client.submit(*args, **kwargs, api_name="/generate")]
 
 
-def reference(lm, seed_line: str, length: int, temperature: float, top_k=None, top_p=None, seed=None) -> str:
+def reference(lm, seed_line: str, length: int, temperature: float, top_k=None, top_p=None, seed=None,
+              form: FormSpec = FormSpec()) -> str:
     """What the app must answer: the seed line as the model reads it, then the sampler's characters
-    (with "End with the song" on, as by default: to the song's end, which is not shown)."""
-    written = "".join(lm.stream(seed_line, length, temperature, top_k, top_p, seed, end_with_song=True))
+    (with "End with the song" on, as by default: to the song's end, which is not shown), in the song's
+    ``form`` (a free song's too keeps out of loops)."""
+    written = "".join(lm.stream(seed_line, length, temperature, top_k, top_p, seed, end_with_song=True, form=form))
     return lm.read_prompt(seed_line).text + (written[:-len(SONG_BREAK)] if len(written) < length else written)
 
 
@@ -63,8 +66,12 @@ def test_public_endpoints_with_the_settings_as_parameters(client):
     params = api["named_endpoints"]["/generate"]["parameters"]
     assert [p["parameter_name"] for p in params[:3]] == ["seed_line", "temperature", "length"]
     assert all(p["parameter_has_default"] for p in params[3:])
-    assert [p["parameter_name"] for p in params[-2:]] == ["voice", "end_with_song"]  # new ones come last
-    assert params[-2]["parameter_default"].endswith("tiny-model0") and params[-1]["parameter_default"] is True
+    # New ones come last, so that a caller's positional values keep their meaning.
+    named = {p["parameter_name"]: p["parameter_default"] for p in params}
+    assert list(named)[-5:] == ["voice", "end_with_song", "rhyme", "syllables", "real_words"]
+    assert named["voice"].endswith("tiny-model0") and named["end_with_song"] is True
+    assert (named["rhyme"], named["syllables"], named["real_words"]) == (DEFAULT_RHYME, DEFAULT_SYLLABLES,
+                                                                         DEFAULT_REAL_WORDS)
 
 
 def test_lyric_streams_as_the_sampler_writes_it(client, tiny_lm):
@@ -82,7 +89,9 @@ def test_settings_are_respected(client, tiny_lm, temperature, length, top_k, top
     lyric, _, status = stream(client, SEED_LINE, temperature, length, top_k, top_p, str(seed))[-1]
     assert lyric == reference(tiny_lm, SEED_LINE, length, temperature, top_k or None,
                               None if top_p == 1.0 else top_p, seed)
-    assert status.startswith(f"{length} of {length} characters")
+    written = len(lyric) - len(SEED_LINE)  # past the length where the line goes on (every song has a form)
+    assert status.startswith(f"{length} of {length} characters" if written == length else
+                             f"{written} characters ({length}, then to the end of the line)")
     assert (f"seed {seed}" in status) == (temperature > 0)  # greedy: the seed plays no part, so none is named
 
 
@@ -154,7 +163,7 @@ def raw_call(url: str, body: str, endpoint: str = "generate") -> tuple[str, obje
                                             (5, "seed")])
 @pytest.mark.parametrize("value", ["NaN", "Infinity"])
 def test_nan_and_infinity_get_a_message(app, position, name, value):
-    settings = ['"hi"', "0.8", "10", "0", "1.0", '""', "true", '""', "true"]
+    settings = ['"hi"', "0.8", "10", "0", "1.0", '""', "true", '""', "true", '"none"', '"0"', "false"]
     settings[position] = value
     event, data = raw_call(app.url, '{"data": [%s]}' % ", ".join(settings))
     assert event == "error" and name in data["error"]
@@ -233,6 +242,42 @@ def test_page_names_the_model_without_server_paths(app, tiny_model_dir):
     config = httpx.get(f"{app.url}/config", timeout=10).text
     assert f"/{tiny_model_dir.parent.name}/{tiny_model_dir.name}" in config  # enough to tell models apart
     assert str(tiny_model_dir.parent) not in config and str(ROOT) not in config
+
+
+# --- issue 33: a song's form -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("rhyme, syllables, real_words, length", [
+    ("AABB", "8", True, 300), ("ballad", "8,6", False, 300), ("ABAB", 0, "on", 400)])  # a number, a link's switch
+def test_a_seeded_song_with_a_form_is_the_one_the_sampler_writes(client, tiny_lm, rhyme, syllables, real_words, length):
+    form = FormSpec(parse_rhyme(rhyme), parse_syllables(syllables), real_words is True or real_words == "on")
+    # To its length, then the end of the line (the song's own end is another matter: test_serving.py).
+    lyric, _, status = stream(client, SEED_LINE, 0.8, length, seed="5", end_with_song=False, rhyme=rhyme,
+                              syllables=syllables, real_words=real_words)[-1]
+    # The engine and the sampler agree.
+    assert lyric == SEED_LINE + "".join(tiny_lm.stream(SEED_LINE, length, 0.8, seed=5, form=form))
+    assert f" · form: {form.describe()}" in status
+    # Stanzas of a line a letter, the first line the person's; the last may be cut short by the length.
+    stanzas = lyric.rstrip("\n").split("\n\n")
+    assert len(stanzas) >= 2 and all(len(s.split("\n")) == len(form.rhyme) for s in stanzas[:-1]), lyric
+    assert len(stanzas[-1].split("\n")) <= len(form.rhyme) and lyric.startswith(SEED_LINE)
+
+
+@pytest.mark.parametrize("kwargs, setting, shown", [
+    ({"rhyme": "A1B"}, "rhyme scheme", "'A1B'"), ({"rhyme": ""}, "rhyme scheme", "''"),
+    ({"rhyme": "A" * 40}, "rhyme scheme", "'AAAA"), ({"rhyme": 7}, "rhyme scheme", "7"),
+    ({"syllables": "3"}, "syllables", "'3'"), ({"syllables": "40"}, "syllables", "'40'"),
+    ({"syllables": "8,x"}, "syllables", "'8,x'"), ({"syllables": 3}, "syllables", "3"),
+    ({"real_words": "maybe"}, "real words", "'maybe'"), ({"real_words": 2}, "real words", "2")])
+def test_a_bad_form_gets_a_message_naming_the_setting_and_the_app_keeps_serving(app, client, kwargs, setting, shown):
+    with pytest.raises(AppError) as e:
+        client.predict(SEED_LINE, 0.8, 10, **kwargs, api_name="/generate")
+    message = str(e.value)
+    assert setting in message and f"got {shown}" in message
+    assert "Traceback" not in message and str(ROOT) not in message
+    lyric = client.predict(SEED_LINE, 0.8, 5, api_name="/generate")[0]
+    assert lyric.startswith(SEED_LINE) and len(lyric) >= len(SEED_LINE) + 5
+    refused = re.findall(r"request refused: .*", app.log())
+    assert refused and setting in refused[-1] and "Traceback" not in app.log()
 
 
 # --- issue 36: what a hostile caller found ----------------------------------------------------------
@@ -317,8 +362,8 @@ def test_a_request_over_a_limit_is_refused_at_the_door_with_a_message(app):
 
 def test_a_call_with_too_few_or_too_many_values_gets_a_message_and_writes_nothing_raw_to_the_log(app):
     forged = "2026-12-05 23:59:59,000 INFO lyricgpt.app: forged"
-    for endpoint, values, message in [("generate", [f"hi\n{forged}\x1b[31m"], "generate takes 9 values, got 1"),
-                                      ("generate", ["hi"] * 10, "generate takes 9 values, got 10"),
+    for endpoint, values, message in [("generate", [f"hi\n{forged}\x1b[31m"], "generate takes 12 values, got 1"),
+                                      ("generate", ["hi"] * 13, "generate takes 12 values, got 13"),
                                       ("attention", ["hi"], "attention takes 3 values, got 1")]:
         event, data = raw_call(app.url, json.dumps({"data": values}), endpoint)
         assert event == "error" and data["error"] == message

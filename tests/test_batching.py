@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from lyricgpt.batching import BatchSampler
+from lyricgpt.form import Form, FormSpec
 from lyricgpt.model import GPT
 from lyricgpt.sampler import SamplingSettings, SongEnd, generate
 from test_sampler import CONTEXT, END, VOCAB, random_gpt
@@ -38,20 +39,21 @@ SONGS = [
 ]
 
 
-def solo(model, prompt, n, settings, seed, refill_keep=None, end=None):
+def solo(model, prompt, n, settings, seed, refill_keep=None, end=None, form=None):
     return list(generate(model, prompt, n, settings.temperature, settings.top_k, settings.top_p, seed,
-                         refill_keep=refill_keep, end=end))
+                         refill_keep=refill_keep, end=end, form=form))
 
 
-def run_batched(model, songs, capacity, join_every=3, refill_keep=None, ends=None):
+def run_batched(model, songs, capacity, join_every=3, refill_keep=None, ends=None, forms=None):
     """Songs join every ``join_every`` steps while there is room; returns each song's steps.
-    ``ends``: each song's SongEnd (default: none)."""
+    ``ends``: each song's SongEnd, ``forms`` its Form (default: none)."""
     sampler = BatchSampler(model, capacity, refill_keep)
     out, waiting, step = {}, list(enumerate(songs)), 0
     while waiting or sampler.songs:
         while waiting and len(sampler.songs) < capacity and (step % join_every == 0 or not sampler.songs):
             i, (prompt, n, settings, seed) = waiting.pop(0)
-            sampler.add(prompt, n, settings, seed, tag=i, end=ends[i] if ends else None)
+            sampler.add(prompt, n, settings, seed, tag=i, end=ends[i] if ends else None,
+                        form=forms[i] if forms else None)
             out[i] = []
         for song, s in sampler.step():
             out[song.tag].append(s)
@@ -186,3 +188,33 @@ def test_a_song_whose_sampling_fails_leaves_alone():
         tokens += [s.token for song, s in sampler.step() if song.tag == "good"]
     assert isinstance(bad.error, AttributeError)
     assert tokens == [s.token for s in solo(model, [2], 10, SamplingSettings(1.0), 2)]
+
+
+# Songs in the corpus's characters, each with a form (one with none, one free, which keeps out of
+# loops): (first line, new characters, settings, seed, form). Past the tiny model's 32-character
+# context, so that every form is read again across re-fills.
+FORM_SONGS = [
+    ("I walked out in the morning rain", 160, SamplingSettings(0.8), 1, FormSpec("AABB", (8,), True)),
+    ("Baby, don't you cry", 140, SamplingSettings(1.0, top_k=20), 2, FormSpec("ABCB")),
+    ("Down by the river", 90, SamplingSettings(1.0), 3, None),
+    ("", 150, SamplingSettings(0.9, top_p=0.9), 4, FormSpec(syllables=(8, 6), real_words=True)),
+    ("We were young", 120, SamplingSettings(0.0), None, FormSpec()),
+]
+
+
+def form_songs(lm) -> list[tuple[list[int], int, SamplingSettings, int | None]]:
+    """FORM_SONGS as the batch takes them: (prompt, new tokens, settings, seed)."""
+    return [(lm.read_prompt(line).ids or lm.start_ids(), n, settings, seed) for line, n, settings, seed, _ in FORM_SONGS]
+
+
+def test_songs_with_forms_write_what_they_write_alone_as_others_join_and_leave(tiny_lm, corpus_lexicon):
+    forms = [spec and Form(spec, corpus_lexicon, tiny_lm.tokenizer.chars) for *_, spec in FORM_SONGS]
+    songs = form_songs(tiny_lm)
+    out = run_batched(tiny_lm.model, songs, capacity=3, join_every=4, forms=forms)
+    for i, (prompt, n, settings, seed) in enumerate(songs):
+        alone = solo(tiny_lm.model, prompt, n, settings, seed, form=forms[i])
+        assert [s.token for s in out[i]] == [s.token for s in alone], f"song {i}"
+        assert [s.relaxed for s in out[i]] == [s.relaxed for s in alone]
+        assert [s.form_weight for s in out[i]] == pytest.approx([s.form_weight for s in alone], abs=2e-5)
+    couplets = tiny_lm.tokenizer.decode([s.token for s in out[0]])
+    assert "\n\n" in couplets and len(out[0]) >= 160  # the form was kept: a stanza of four lines, then a break

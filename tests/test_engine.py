@@ -11,7 +11,9 @@ import pytest
 import torch
 
 from lyricgpt.engine import Engine, EngineBusy, EngineError
+from lyricgpt.form import Form
 from lyricgpt.sampler import SamplingSettings, SongEnd, generate
+from test_batching import FORM_SONGS, form_songs
 from test_sampler import END, random_gpt
 
 TIMEOUT = 30.0  # no wait in these tests comes near this; a hang fails instead of blocking the suite
@@ -188,3 +190,15 @@ def test_closing_the_engine_ends_its_songs_instead_of_leaving_them_hanging(model
             list(s)
     with pytest.raises(EngineError, match="has shut down"):
         engine.submit([1], 5, SamplingSettings(1.0))
+
+
+def test_songs_with_forms_through_the_engines_process_are_the_songs_written_alone(tiny_lm, corpus_lexicon, engine_of):
+    # The forms cross to the engine's process as specs, and its words as the file they were counted from.
+    chars = tiny_lm.tokenizer.chars
+    engine = engine_of(tiny_lm.model, max_batch=3, max_waiting=len(FORM_SONGS), lexicon=corpus_lexicon, chars=chars)
+    songs = form_songs(tiny_lm)
+    streams = [engine.submit(*song, form=spec) for song, (*_, spec) in zip(songs, FORM_SONGS)]  # more than fit: some wait
+    for (prompt, n, settings, seed), (*_, spec), stream in zip(songs, FORM_SONGS, streams):
+        form = spec and Form(spec, corpus_lexicon, chars)
+        assert [s.token for s in stream] == [s.token for s in generate(
+            tiny_lm.model, prompt, n, settings.temperature, settings.top_k, settings.top_p, seed, form=form)], spec

@@ -215,9 +215,10 @@ def test_the_early_end_rule_gives_the_ends_weight_to_the_other_tokens(fixed_bigr
 def test_a_banned_token_leaves_the_other_rows_alone():
     logits = torch.tensor([[0.0, 5.0, 1.0], [0.0, 5.0, 1.0]])
     both = [SamplingSettings(1.0), SamplingSettings(0.0)]
-    assert draw(logits, both, [0.5, 0.5], [1, None])[0][0] != 1
-    assert [t for t, *_ in draw(logits, both, [0.5, 0.5], [None, 1])] == [1, 2]  # greedy takes the next best
+    assert draw(logits, both, [0.5, 0.5], [(1, False), None])[0][0] != 1
+    assert [t for t, *_ in draw(logits, both, [0.5, 0.5], [None, (1, False)])] == [1, 2]  # greedy takes the next best
     assert draw(logits, both, [0.5, 0.5], [None, None]) == draw(logits, both, [0.5, 0.5])
+    assert [t for t, *_ in draw(logits, both, [0.5, 0.5], [(0, True), (2, True)])] == [0, 2]  # an end that is due
 
 
 @pytest.mark.parametrize("kw, message", [(dict(marker=()), "at least one token"),
@@ -371,3 +372,11 @@ def test_fuzz_parameters(gpt, temperature, top_k, top_p, seed, max_new_tokens, p
     assert valid
     assert len(steps) == max_new_tokens
     assert all(0 <= s.token < VOCAB and 0 <= s.prob <= 1 for s in steps)
+
+
+def test_an_end_is_kept_off_before_its_minimum_and_due_at_the_first_break_after_by():
+    end = SongEnd((0, 0, 0), min_new_tokens=5, by=20)
+    assert end.rule([7, 0, 0], 4) == (0, False)  # too early: the third break must not come
+    assert end.rule([7, 0, 0], 10) is None  # the model may end the song, or not
+    assert end.rule([7, 0, 0], 20) == (0, True)  # past ``by``: the song ends at this stanza break
+    assert end.rule([7, 0, 7], 20) is None  # not at a stanza break: the song finishes its verse first
