@@ -36,6 +36,9 @@ LIMITS = (4, 16)  # syllables a line may be asked for
 # A line that answers a rhyme keeps its partner's length within this many syllables (unless the
 # syllables are asked for): rhyming lines of a ballad scan alike.
 PARTNER_SLACK = 2
+# A line asked for n syllables may end at n - SYLLABLE_SLACK to n + SYLLABLE_SLACK: songs scan so
+# (a sung line takes a syllable more or less), and the exact count cost more in naturalness than it gained.
+SYLLABLE_SLACK = 1
 MIN_WEIGHT = 1e-4  # the model's probability the form must leave it, or it relaxes
 LEVELS = 5  # 0: the whole form ... 4: the stanza's shape alone
 REPEAT_WORDS = 3  # no run of this many words comes again within a line and the one before (a loop)
@@ -256,6 +259,9 @@ class FormState:
         most_middle, low, high, last_words = self._line_targets(level)
         if last_words is None:
             last_words = words
+        # Middle words leave room for the shortest last word ("pretty" has no rhyme of one syllable).
+        shortest = (last_words.mask & -last_words.mask).bit_length() - 1 if last_words and last_words.mask else 1
+        most_middle = min(most_middle, high - shortest)
         # The syllables a middle word may have (a bit mask), and a last word.
         middle = _bits(1, most_middle - self.line_syllables)
         final = _bits(low - self.line_syllables, high - self.line_syllables)
@@ -296,7 +302,7 @@ class FormState:
             elif letter in scheme[index % len(scheme) + 1:]:
                 last_words = lexicon.openers
         if spec.syllables and level <= 2:
-            target, slack = spec.syllables[index % len(spec.syllables)], 0
+            target, slack = spec.syllables[index % len(spec.syllables)], SYLLABLE_SLACK
         if target is None:
             return MAX_LINE_SYLLABLES - 1, MIN_LINE_SYLLABLES, MAX_LINE_SYLLABLES, last_words
         # Middle words stop short of the target, so that the last word (the rhyme) comes where the
