@@ -23,8 +23,10 @@ from pathlib import Path
 
 import gradio as gr
 import torch
+from gradio.exceptions import ComponentProcessingError
 from starlette.middleware import Middleware
 
+from lyricgpt import cowrite
 from lyricgpt.engine import Engine, EngineBusy, EngineError
 from lyricgpt.explain import attention_map, next_char_odds
 from lyricgpt.fast_step import compile_enabled
@@ -34,8 +36,9 @@ from lyricgpt.serving import PAGE_CSS, legend, markdown_text, seed_notes, stream
 from lyricgpt.form import SCHEMES
 from lyricgpt.song_request import (DEFAULT_LENGTH, DEFAULT_REAL_WORDS, DEFAULT_RHYME, DEFAULT_SYLLABLES, MAX_LENGTH,
                                    MAX_TEMPERATURE, MAX_TEXT, InputError, keepsake, keepsake_name, link_query,
-                                   parse_look, parse_request, parse_text, read_link, show_value, song_link,
-                                   song_settings)
+                                   parse_look, parse_request, parse_text, read_link, shorten, show_value, song_link,
+                                   song_settings, MAX_SONG_TEXT, parse_continue, parse_line, parse_lines_request,
+                                   parse_song_text)
 from lyricgpt.voices import find_voice, load_voices, model_line
 
 ROOT = Path(__file__).resolve().parent
@@ -161,10 +164,13 @@ def check(seed_line, temperature, length, top_k, top_p, seed, voice, rhyme, syll
         raise user_error(str(e)) from None
 
 
+BUSY = "LyricGPT is busy: every place is taken. Please try again in a minute."
+
+
 def generate(seed_line, temperature, length, top_k, top_p, seed, colour, voice, end_with_song, rhyme, syllables,
              real_words, request: gr.Request):
     """Stream a song: yields (seed line as read + new characters, the coloured HTML of the characters new
-    in this update, status), and for the page what wrote it (request, voice, song so far). Its form:
+    in this update, status), and for the page what wrote it (request, voice, song so far, its HTML). Its form:
     ``rhyme`` a scheme (AABB) or its name (couplets, none), ``syllables`` "0" (free), "8" or "8,6",
     ``real_words`` a switch."""
     armed = STOP_SWITCHES.get(request.session_hash)  # None for API callers: they cancel the job instead
@@ -177,11 +183,11 @@ def generate(seed_line, temperature, length, top_k, top_p, seed, colour, voice, 
         for update in stream_song(singer.lm, settings, colour=bool(colour), stop=switch, engine=ENGINES[singer.name]):
             # The page appends each update's new part.
             status = update.status
-            yield update.lyric, update.added, status, (settings, singer.name, update.lyric)
+            yield update.lyric, update.added, status, (settings, singer.name, update.lyric, update.colours)
     except InputError as e:
         raise user_error(str(e)) from None
     except EngineBusy:
-        raise user_error("LyricGPT is busy: every place is taken. Please try again in a minute.") from None
+        raise user_error(BUSY) from None
     except EngineError as e:
         failed = f"Sorry, this song failed: {e}"
         # The song so far stays; its status says that it failed, where it would read as still going.
@@ -256,15 +262,137 @@ def keep(kept, request: gr.Request):
     """The written song's link and its file (a header that writes it again, then the song)."""
     if kept is None:
         return gr.skip(), gr.skip()
-    settings, voice_name, text = kept
+    settings, voice_name, text, _ = kept
     link = song_link(page_address(request), settings, voice_name)
+    return link or NO_LINK, song_file(keepsake_name(settings), keepsake(settings, text, voice_name, link))
+
+
+def song_file(name: str, text: str) -> gr.DownloadButton:
+    """Download, holding ``text`` as the file ``name``."""
     for old in SONG_FILES.glob("*/*.txt"):  # gradio serves its own copy of each
         if old.stat().st_mtime < time.time() - 600:
             old.unlink(missing_ok=True)
             old.parent.rmdir()
-    path = Path(tempfile.mkdtemp(dir=SONG_FILES)) / keepsake_name(settings)
-    path.write_text(keepsake(settings, text, voice_name, link), encoding="utf-8")
-    return link or NO_LINK, gr.DownloadButton(value=str(path), interactive=True)
+    path = Path(tempfile.mkdtemp(dir=SONG_FILES)) / name
+    path.write_text(text, encoding="utf-8")
+    return gr.DownloadButton(value=str(path), interactive=True)
+
+
+# -- writing a song together (lyricgpt.cowrite). The song on show is its draft: a song the page writes
+# becomes it, and every change to it (a line chosen, the song continued, the person's edits to its text,
+# which every action takes in first) is a step that Undo takes back.
+
+
+def lines(text, count, temperature, top_k, top_p, seed, voice, rhyme, syllables, real_words):
+    """Stream ``count`` (1 to 8) candidates for the next line of the song ``text``, side by side: yields
+    (the candidate lines so far, their cards for the page, the status), and for the page the offer. The
+    i-th is written from ``seed`` + i, so a seed writes the same candidates again."""
+    yield from offer_candidates(text, None, count, temperature, top_k, top_p, seed, voice, rhyme, syllables, real_words)
+
+
+def rewrite(text, line, count, temperature, top_k, top_p, seed, voice, rhyme, syllables, real_words):
+    """As /lines, for candidates to take the place of the song's line ``line`` (1 for the first; blank
+    lines are not counted): written from the lines before it, in its place in the song's form."""
+    yield from offer_candidates(text, line, count, temperature, top_k, top_p, seed, voice, rhyme, syllables, real_words,
+                           rewriting=True)
+
+
+def four_more(text, count, temperature, top_k, top_p, voice, rhyme, syllables, real_words, offer):
+    """Four other candidates for the place the last ones were for: the seeds after theirs."""
+    if offer is None:
+        raise user_error("Ask for the next line, or for a line rewritten, first: Four more writes four others")
+    yield from offer_candidates(text, offer.line, count, temperature, top_k, top_p, str(offer.next_seed), voice, rhyme,
+                           syllables, real_words, rewriting=offer.line is not None)
+
+
+def offer_candidates(text, line, count, temperature, top_k, top_p, seed, voice, rhyme, syllables, real_words,
+                rewriting: bool = False):
+    try:
+        singer = find_voice(VOICES, voice)
+        asked = parse_lines_request(text, count, temperature, top_k, top_p, seed, singer.lm.tokenizer.vocab_size,
+                                    rhyme, syllables, real_words)
+        number = parse_line(line, asked.text) if rewriting else None
+        for offer in cowrite.offer_lines(singer.lm, asked, number, singer.name, ENGINES[singer.name]):
+            yield ([c.text for c in offer.candidates], cowrite.cards_html(offer), markdown_text(offer.status),
+                   offer)
+    except InputError as e:
+        raise user_error(str(e)) from None
+    except EngineBusy:
+        raise user_error(BUSY) from None
+    except EngineError as e:
+        raise popup(f"Sorry, these lines failed: {e}") from None
+
+
+def show_draft(history, voice: str, status: str):
+    """A change to the song written together, on the page: (the drafts, its text, the panel drawn anew
+    where it is, the status, Share's word on it, Download holding it)."""
+    draft = history.draft
+    return (history, draft.text, f"<!--0 redraw-->{draft.as_html()}", status, cowrite.NO_LINK,
+            song_file(cowrite.keepsake_name(draft), cowrite.keepsake(draft, voice)))
+
+
+def choose(offer, history, text, event: gr.EventData):
+    """Put the candidate clicked (``event.index``) into the song, in its place as the song is now; the
+    cards go."""
+    index = getattr(event, "index", None)
+    if offer is None or isinstance(index, bool) or not isinstance(index, int) \
+            or not 0 <= index < len(offer.candidates) or not offer.candidates[index].done:
+        raise user_error(f"there is no candidate {show_value(index)} to choose")
+    try:
+        draft = history.draft.edited(parse_song_text(text))
+        chosen = offer.chosen(find_voice(VOICES, offer.voice).lm, draft, index)
+    except InputError as e:
+        raise user_error(str(e)) from None
+    history = history.then(draft).then(chosen)
+    return *show_draft(history, offer.voice, cowrite.summary(chosen)), ""
+
+
+def undo(history, text, voice):
+    """Take back the last change to the song: the person's edits to its text since, or else the last step."""
+    if text == history.draft.text:
+        if len(history.drafts) == 1:
+            raise user_error("There is nothing to undo")
+        history = history.undone()
+    return show_draft(history, voice, cowrite.summary(history.draft))
+
+
+def take_song(kept, history, text):
+    """A song the page wrote becomes the song written together (what the person had, kept for Undo)."""
+    if kept is None:
+        return gr.skip(), gr.skip()
+    draft = cowrite.song_draft(kept[3])
+    return history.then(history.draft.edited(text)).then(draft), draft.text
+
+
+def start_writing(request: gr.Request) -> gr.Button:
+    """Arm Stop (arm_stop) for a song continued, and let it be clicked."""
+    arm_stop(request)
+    return gr.Button(interactive=True)
+
+
+def continue_writing(text, temperature, length, top_k, top_p, seed, voice, end_with_song, rhyme, syllables,
+                     real_words, history, request: gr.Request):
+    """Write on from the whole song as it is, into the song's panel, as a song is written from its first line."""
+    armed = STOP_SWITCHES.get(request.session_hash)
+    try:
+        singer = find_voice(VOICES, voice)
+        asked = parse_continue(text, temperature, length, top_k, top_p, seed, singer.lm.tokenizer.vocab_size,
+                               end_with_song, rhyme, syllables, real_words)
+        draft = history.draft.edited(asked.seed_line)
+        for update in cowrite.continue_song(singer.lm, draft, asked, ENGINES[singer.name], armed and armed[0]):
+            if update.draft is None:
+                yield gr.skip(), gr.skip(), update.added, update.status, gr.skip(), gr.skip()
+            else:  # the whole song drawn anew: exactly the draft, its end's line breaks too
+                yield show_draft(history.then(draft).then(update.draft), singer.name, update.status)
+    except InputError as e:
+        raise user_error(str(e)) from None
+    except EngineBusy:
+        raise user_error(BUSY) from None
+    except EngineError as e:
+        raise popup(f"Sorry, the song could not go on: {e}") from None
+    finally:
+        if armed is not None and STOP_SWITCHES.get(request.session_hash) is armed:
+            del STOP_SWITCHES[request.session_hash]
 
 
 def look_inside(explain: Callable, text: object, window: object, voice: object):
@@ -302,6 +430,17 @@ def attention_at(args: object) -> dict:
         return {"error": e.message}
 
 
+def example_line(index, name) -> str:
+    """The chosen voice's example first line number ``index`` (the page's examples, under Generate)."""
+    try:
+        examples = find_voice(VOICES, name).examples
+    except InputError as e:
+        raise user_error(str(e)) from None
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(examples):
+        raise user_error(f"there is no example first line {show_value(index)}")
+    return examples[index]
+
+
 def show_voice(name, compare, kept):
     """The page's parts that belong to the chosen voice. The headings over the songs name the voice
     that wrote them: they change with the chooser only while no song is on show (show_singer)."""
@@ -335,14 +474,21 @@ SYLLABLE_CHOICES = [("free", "0"), ("6 a line", "6"), ("8 a line", "8"), ("10 a 
 
 
 class Studio(gr.Blocks):
-    """The page's Blocks, which count each call's values before gradio does: gradio's own check
-    (too few only) answers with no message and writes the values it got into the log, raw."""
+    """The page's Blocks, which check every call's values before its function sees them, so that a
+    caller's mistake is a message (and one log line), never a traceback: first their number (gradio's
+    own check answers with no message and writes the values it got into the log, raw), then, for the
+    page's own events, what gradio's components make of them (a Radio's choices, a Slider's range)."""
 
-    def validate_inputs(self, block_fn, inputs: list) -> None:
+    async def preprocess_data(self, block_fn, inputs: list, *args, **kwargs) -> list:
+        name = block_fn.api_name or block_fn.name
         if len(inputs) != len(block_fn.inputs):
-            raise user_error(f"{block_fn.api_name or block_fn.name} takes {len(block_fn.inputs)} values, "
-                             f"got {len(inputs)}")
-        super().validate_inputs(block_fn, inputs)
+            raise user_error(f"{name} takes {len(block_fn.inputs)} values, got {len(inputs)}")
+        try:
+            return await super().preprocess_data(block_fn, inputs, *args, **kwargs)
+        except gr.Error as e:  # its message names the value (as Python writes it) and what is wrong with it
+            raise user_error(f"{name}: {shorten(e.message, 200)}") from None
+        except ComponentProcessingError as e:
+            raise user_error(f"{name} cannot read a value it was sent ({type(e.__cause__).__name__})") from None
 
 
 with Studio(title="LyricGPT") as demo:
@@ -410,8 +556,35 @@ with Studio(title="LyricGPT") as demo:
                 bigram_label = gr.Markdown(elem_id="bigram-label")
                 bigram_song = gr.HTML(html_template='<div class="song">${value}</div>', elem_classes="lyrics",
                                       max_height=300, autoscroll=True, elem_id="bigram-song")
+            # Under the song, for the song on show: the full song above stays the first thing a newcomer meets.
+            with gr.Accordion("Write it together", open=True, elem_id="together"):
+                gr.Markdown("Change the song above as text, or start one here. **Continue** writes on from all of "
+                            "it; **Next line** offers four lines side by side (click one to add it), **Four more** "
+                            "four others, **Rewrite** four for the line you pick; **Undo** takes back the last "
+                            "change. In the song, LyricGPT's characters are coloured and yours plain. A song written "
+                            "together has no Share link (a link writes a song again from its settings): Download "
+                            "keeps it, with whose lines are whose.")
+                song_text = gr.Textbox(label="The song, as text", placeholder="Type a line, then ask for the next one",
+                                       info=f"up to {MAX_SONG_TEXT:,} characters", max_length=MAX_SONG_TEXT,
+                                       lines=3, max_lines=12, elem_id="song-text")
+                with gr.Row():
+                    continue_btn = gr.Button("Continue", min_width=80, elem_id="continue")
+                    next_btn = gr.Button("Next line", min_width=80, elem_id="next-line")
+                    more_btn = gr.Button("Four more", min_width=80, elem_id="four-more")
+                    undo_btn = gr.Button("Undo", min_width=80, elem_id="undo")
+                candidates = gr.HTML(js_on_load=cowrite.CARDS_JS, elem_id="candidates")
+                together_status = gr.Markdown(elem_id="together-status")
+                with gr.Row(equal_height=True):
+                    line_number = gr.Number(1, precision=0, minimum=1, label="Line to rewrite",
+                                            info="1 is the first; blank lines are not counted", min_width=120,
+                                            elem_id="line-number")
+                    rewrite_btn = gr.Button("Rewrite", min_width=80, elem_id="rewrite")
+                candidate_lines = gr.JSON(visible=False)  # the candidates as a list, for API callers
+                count = gr.Number(cowrite.PAGE_CANDIDATES, visible=False)
+                history = gr.State(cowrite.History())  # the song written together, for Undo
+                offer = gr.State()  # the candidates on show
             lyric = gr.Textbox(visible=False)  # the plain text, for API callers
-            kept = gr.State()  # what wrote the song on show: (request, voice, song), for its link and file
+            kept = gr.State()  # what wrote the song on show: (request, voice, song, its HTML), for its link and file
             opened = gr.State(0)  # set to 1 by a song's link, which starts that song
 
     inputs = [seed_line, temperature, length, top_k, top_p, seed]
@@ -431,6 +604,8 @@ with Studio(title="LyricGPT") as demo:
                            concurrency_limit=2 * (BATCH + WAITING),  # the engine, not gradio's queue, decides who waits
                            preprocess=False)  # parse_request checks the raw values: API callers skip the sliders' limits
     sung.success(keep, kept, [share, download], api_visibility="private", show_progress="hidden")
+    sung.success(take_song, [kept, history, song_text], [history, song_text], api_visibility="private",
+                 show_progress="hidden")
     sung.then(stop_idle, None, stop_btn, queue=False, api_visibility="private", show_progress="hidden")
     checked.success(generate_bigram, inputs + [compare, voice, end_with_song] + form, bigram_song,
                     api_visibility="private",
@@ -441,7 +616,7 @@ with Studio(title="LyricGPT") as demo:
                    [compare, voice], [bigram_column, bigram_label], api_visibility="private")
     voice.change(show_voice, [voice, compare, kept], [model_status, gpt_label, bigram_label, examples, top_k],
                  api_visibility="private")
-    examples.click(lambda i, name: find_voice(VOICES, name).examples[i], [examples, voice], seed_line,
+    examples.click(example_line, [examples, voice], seed_line,
                    api_visibility="private")
     gr.api(alternatives, api_name="alternatives")
     gr.api(attention, api_name="attention")
@@ -449,8 +624,27 @@ with Studio(title="LyricGPT") as demo:
           show_progress="hidden", api_visibility="private")
     stop_btn.click(stop, None, None, queue=False, api_visibility="private")
     colour.change(None, colour, None, js=PLAIN_JS, api_visibility="private")
+    # Writing it together: /lines and /rewrite are the page's Next line and Rewrite.
+    together = [history, song_text, song, status, share, download]  # what a change to the song shows
+    offered = [candidate_lines, candidates, together_status, offer]
+    asked = [temperature, top_k, top_p, seed, voice] + form
+    writes = dict(show_progress="hidden", concurrency_limit=2 * (BATCH + WAITING), preprocess=False)
+    next_btn.click(lines, [song_text, count] + asked, offered, api_name="lines", api_visibility="public", **writes)
+    rewrite_btn.click(rewrite, [song_text, line_number, count] + asked, offered, api_name="rewrite",
+                      api_visibility="public", **writes)
+    more_btn.click(four_more, [song_text, count, temperature, top_k, top_p, voice] + form + [offer], offered,
+                   api_visibility="private", **writes)
+    candidates.click(choose, [offer, history, song_text], together + [candidates], api_visibility="private",
+                     show_progress="hidden")
+    undo_btn.click(undo, [history, song_text, voice], together, api_visibility="private", show_progress="hidden")
+    continued = continue_btn.click(start_writing, None, stop_btn, queue=False, api_visibility="private",
+                                   show_progress="hidden").then(
+        continue_writing, [song_text, temperature, length, top_k, top_p, seed, voice, end_with_song] + form + [history],
+        together, api_visibility="private", **writes)
+    continued.then(stop_idle, None, stop_btn, queue=False, api_visibility="private", show_progress="hidden")
 
 
 if __name__ == "__main__":
-    demo.queue(max_size=4 * (BATCH + WAITING)).launch(max_threads=4 * (BATCH + WAITING) + 40, css=PAGE_CSS,
+    demo.queue(max_size=4 * (BATCH + WAITING)).launch(max_threads=4 * (BATCH + WAITING) + 40,
+                                                      css=PAGE_CSS + cowrite.CARDS_CSS,
                                                       app_kwargs={"middleware": [Middleware(RequestLimits)]})

@@ -263,18 +263,20 @@ function follow() {
 }
 
 // Each update's value is the HTML of its new characters after a mark of how many came before them:
-// <!--0--> starts a new song. A part that does not follow on from what is shown (gradio showing
-// only the last of several updates that came at once) is noted, so that tests can catch it.
+// <!--0--> starts a new song, and <!--0 redraw--> draws the song written together anew where the reader
+// is (a line chosen or rewritten, Undo). A part that does not follow on from what is shown (gradio
+// showing only the last of several updates that came at once) is noted, so that tests can catch it.
 let shownChars = 0; // the song's characters in the panel, after its first line
 window.songGaps = 0;
 watch("value", () => {
-  const mark = /^<!--(\d+)-->/.exec(props.value || "");
+  const mark = /^<!--(\d+)( redraw)?-->/.exec(props.value || "");
   if (!mark) return;
   const before = Number(mark[1]);
   const part = document.createElement("template");
   part.innerHTML = props.value.slice(mark[0].length);
   const chars = part.content.textContent.length;
   if (before === 0) { // a new song: start the panel again, and forget the last song's selection
+    const scrolled = scroller ? scroller.scrollTop : 0;
     song.replaceChildren();
     newLine();
     appendLines(part.content);
@@ -284,9 +286,13 @@ watch("value", () => {
     attention = null;
     shaded = [];
     tip.hidden = true;
-    following = true;
     fillMenus();
-    bringIntoView();
+    if (!mark[2]) {
+      following = true;
+      bringIntoView();
+    } else if (scroller && !following) {
+      scroller.scrollTop = scrolled; // the reader stays at the line they were reading
+    }
   } else {
     if (before !== shownChars) window.songGaps += 1;
     appendLines(part.content);

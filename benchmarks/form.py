@@ -30,7 +30,9 @@ the form's own:
   model less than half its probability (the page marks those as steered).
 - speed: milliseconds per character through the engine, 1 song and 16 songs at once (seeds 0-15,
   "End with the song" off so that every song writes --speed-chars characters), each form against
-  free songs, interleaved and the median of --repeats.
+  free songs, interleaved and the median of --repeats; by the wall clock and by the CPU time of the
+  engine's process (on a machine shared with other work, the steadier of the two).
+- the form's tacked-on rhymes: lines whose last word stands after a stop or a quote.
 
 Only whole lines are judged: a song cut at its length loses its unfinished last line, and a human
 song is cut to the whole lines of its first (first line + --length) characters.
@@ -40,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import re
 import shutil
 import statistics
@@ -123,6 +126,12 @@ def last_word(line: str) -> str | None:
     return words[-1] if words else None
 
 
+def set_apart(line: str) -> bool:
+    """Whether the line's last word stands after a stop or a quote, tacked on (`to the sea." Witty.`)."""
+    words = [m for m in WORD.finditer(line) if key(m.group())]
+    return len(words) >= 2 and bool(re.search(r'[.!?;:"]', line[words[-2].end():words[-1].start()]))
+
+
 def stanzas(text: str) -> list[list[str]]:
     """The song's stanzas (runs of lines between blank lines)."""
     out: list[list[str]] = [[]]
@@ -176,7 +185,6 @@ class Column:
     spec: FormSpec | None  # None: the human songs
     songs: list[Song] = field(default_factory=list)
     ppmd: float = float("nan")
-    ms: dict[int, list[float]] = field(default_factory=dict)  # songs at once -> ms per character, per repeat
 
 
 def judge(column: Column, lexicon: dict[str, int]) -> dict[str, str]:
@@ -184,7 +192,7 @@ def judge(column: Column, lexicon: dict[str, int]) -> dict[str, str]:
     spec = column.spec or FormSpec()
     scheme, pattern = spec.rhyme, spec.syllables
     asked, complete, stanza_rhymes, line_rhymes = Tally(), Tally(), Tally(), Tally()
-    on_pattern, scans, words = Tally(), Tally(), Tally()
+    on_pattern, scans, words, apart = Tally(), Tally(), Tally(), Tally()
     for song in column.songs:
         song_stanzas = stanzas(song.judged)
         for number, stanza in enumerate(song_stanzas):
@@ -208,6 +216,7 @@ def judge(column: Column, lexicon: dict[str, int]) -> dict[str, str]:
                     for i, j in scheme_pairs(scheme):
                         asked.add(rhyme(ends[i], ends[j]))
         for line in [line for line in song.judged.split("\n") if line.strip()][1:]:  # after the person's line
+            apart.add(set_apart(line))
             for word in WORD.findall(line):
                 if key(word):
                     words.add(word.lower() in lexicon or key(word) in lexicon)
@@ -227,6 +236,7 @@ def judge(column: Column, lexicon: dict[str, int]) -> dict[str, str]:
         "lines within 1 syllable of the pattern (after the first line)": on_pattern.show() if pattern else "-",
         "lines within 1 syllable of the line two before (same stanza)": scans.show(),
         "words the voice knows (after the first line)": words.show(2),
+        "lines whose last word stands after a stop or a quote (`sea.\" Witty.`)": apart.show(),
         f"{PPMD} bits/char given the training songs": f"{column.ppmd:.3f}",
         "characters where the form relaxed, per 1,000":
             f"{sum(s.relaxed for s in column.songs) * 1000 / steps:.1f}" if generated and steps else "-",
@@ -264,14 +274,23 @@ def sample(engine: Engine, lm, columns: list[Column], songs: int, length: int, s
             song.text, song.ended = song.text[:-len(SONG_BREAK)], True
 
 
+def cpu_seconds(pid: int) -> float:
+    """The CPU time (user and system) a process has used (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def time_songs(engine: Engine, lm, spec: FormSpec | None, songs: int, chars: int,
-               settings: SamplingSettings) -> float:
-    """Milliseconds per character written, ``songs`` songs at once (seeds 0, 1, ...), no song end."""
-    start = time.perf_counter()
+               settings: SamplingSettings) -> tuple[float, float]:
+    """Milliseconds per character written, ``songs`` songs at once (seeds 0, 1, ...), no song end: by
+    the wall clock, and by the engine process's CPU time (which other processes on a shared machine
+    disturb less)."""
+    pid = engine._process.pid  # the engine's process (lyricgpt.engine.serve), read through /proc
+    start, cpu = time.perf_counter(), cpu_seconds(pid)
     streams = [engine.submit(prompt_of(lm, EXAMPLE_LINES[seed % len(EXAMPLE_LINES)]), chars, settings, seed,
                              None, spec) for seed in range(songs)]
     written = sum(sum(len(chunk) for chunk in stream.chunks()) for stream in streams)
-    return (time.perf_counter() - start) * 1000 / written
+    return (time.perf_counter() - start) * 1000 / written, (cpu_seconds(pid) - cpu) * 1000 / written
 
 
 def held_out_songs(data: str, lm, n: int, length: int) -> list[Song]:
@@ -289,18 +308,22 @@ def held_out_songs(data: str, lm, n: int, length: int) -> list[Song]:
     return out
 
 
-def table(columns: list[Column], lexicon: dict[str, int], speed: dict[int, dict[str, float]]) -> str:
+def table(columns: list[Column], lexicon: dict[str, int],
+          speed: dict[int, dict[str, tuple[float, float]]]) -> str:
     judged = [judge(c, lexicon) for c in columns]
     lines = ["| | " + " | ".join(c.label for c in columns) + " |", "|---" + "|---:" * len(columns) + "|"]
     for row in judged[0]:
         lines.append(f"| {row} | " + " | ".join(j[row] for j in judged) + " |")
-    for n, ms in speed.items():
-        free = ms.get("free")
-        lines.append(f"| ms per character, {n} song{'s' * (n > 1)} at once (median) | - | "
-                     + " | ".join(f"{ms[c.label]:.2f}" if c.label in ms else "-" for c in columns[1:]) + " |")
-        lines.append(f"| cost of a character against free, {n} song{'s' * (n > 1)} at once | - | "
-                     + " | ".join(f"{ms[c.label] / free:.2f}x" if c.label in ms and free else "-"
-                                  for c in columns[1:]) + " |")
+    for n, by_label in speed.items():
+        songs = f"{n} song{'s' * (n > 1)} at once"
+        for name, index in (("wall clock", 0), ("engine CPU time", 1)):
+            ms = {label: figures[index] for label, figures in by_label.items()}
+            free = ms.get("free")
+            lines.append(f"| ms per character, {songs} ({name}) | - | "
+                         + " | ".join(f"{ms[c.label]:.2f}" if c.label in ms else "-" for c in columns[1:]) + " |")
+            lines.append(f"| cost against free, {songs} ({name}) | - | "
+                         + " | ".join(f"{ms[c.label] / free:.2f}x" if c.label in ms and free else "-"
+                                      for c in columns[1:]) + " |")
     return "\n".join(lines)
 
 
@@ -313,7 +336,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--human", type=int, default=40, help="held-out human songs")
     parser.add_argument("--length", type=int, default=600, help="new characters per song")
     parser.add_argument("--speed-chars", type=int, default=300, help="characters per song in the speed runs")
-    parser.add_argument("--repeats", type=int, default=3, help="speed runs per form and batch size (median)")
+    parser.add_argument("--repeats", type=int, default=5, help="speed runs per form and batch size (median)")
     parser.add_argument("--no-speed", action="store_true", help="leave out the speed runs")
     parser.add_argument("--show", type=int, default=1, help="print this many songs of each generated column")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 2 songs, 200 characters, 4 human songs")
@@ -339,10 +362,10 @@ def main(argv: list[str] | None = None) -> None:
         t = time.monotonic()
         sample(engine, lm, columns[1:], args.songs, args.length, settings)
         sampled_s = time.monotonic() - t
-        speed: dict[int, dict[str, float]] = {}
+        speed: dict[int, dict[str, tuple[float, float]]] = {}
         t = time.monotonic()
         if not args.no_speed:
-            runs: dict[tuple[int, str], list[float]] = {}
+            runs: dict[tuple[int, str], list[tuple[float, float]]] = {}
             for n in (1, 16):  # once untimed: the engine builds each form's tries as it first meets them
                 for label, spec in FORMS:
                     time_songs(engine, lm, spec, n, min(args.speed_chars, 60), settings)
@@ -352,20 +375,24 @@ def main(argv: list[str] | None = None) -> None:
                     for label, spec in order:
                         runs.setdefault((n, label), []).append(time_songs(engine, lm, spec, n, args.speed_chars,
                                                                           settings))
-            speed = {n: {label: statistics.median(runs[n, label]) for label, _ in FORMS} for n in (1, 16)}
+            speed = {n: {label: (statistics.median(w for w, _ in runs[n, label]),
+                                 statistics.median(c for _, c in runs[n, label])) for label, _ in FORMS}
+                     for n in (1, 16)}
         speed_s = time.monotonic() - t
     finally:
         engine.close()
+    t = time.monotonic()
     reference, _ = split_as_trained(read_corpus(args.data), lm.context_length + 1, fine_tuned=False)
     with tempfile.TemporaryDirectory() as tmp:
         for column in columns:
             column.ppmd = bits_given(PPMD, reference, SONG_BREAK.join(s.text.strip("\n") for s in column.songs),
                                      Path(tmp))
+    ppmd_s = time.monotonic() - t
 
     print(f"model {args.model}; {args.songs} songs a column at temperature {settings.temperature:g}, top-k off, "
           f"top-p {settings.top_p or 'off'}, 'End with the song' on, up to {args.length} new characters; "
           f"seeds 0-{args.songs - 1}, first lines {EXAMPLE_LINES} in turn; through the engine, 1 torch thread "
-          f"(the engine started in {started_s:.0f} s, sampled in {sampled_s:.0f} s, speed runs {speed_s:.0f} s)")
+          f"(the engine started in {started_s:.0f} s, sampled in {sampled_s:.0f} s, speed runs {speed_s:.0f} s, PPMd {ppmd_s:.0f} s)")
     print(f"human: the first {len(columns[0].songs)} held-out songs of {args.data} (4+ lines, as train.py split "
           f"them), cut to whole lines within their first line + {args.length} characters")
     print(f"judges: rhymes and syllables by CMU via pronouncing {getattr(pronouncing, '__version__', '')}"

@@ -26,7 +26,7 @@ from lyricgpt import load_model  # noqa: E402
 from lyricgpt.batching import BatchSampler  # noqa: E402
 from lyricgpt.form import FormSpec  # noqa: E402
 from lyricgpt.lexicon import WORD  # noqa: E402
-from lyricgpt.sampler import VERSE_GRACE, SamplingSettings  # noqa: E402
+from lyricgpt.sampler import SamplingSettings  # noqa: E402
 from lyricgpt.serving import EXAMPLE_LINES  # noqa: E402
 from lyricgpt.song_request import DEFAULT_LENGTH  # noqa: E402
 
@@ -35,11 +35,11 @@ def sample(lm, songs: int, temperature: float, guard: bool) -> list[str]:
     sampler = BatchSampler(lm.model, songs)
     form = lm.form(FormSpec()) if guard else None
     texts = [""] * songs
+    end, most = lm.song_plan(DEFAULT_LENGTH, True)
     for seed in range(songs):
         line = EXAMPLE_LINES[seed % len(EXAMPLE_LINES)]
         texts[seed] = line
-        sampler.add(lm.read_prompt(line).ids, DEFAULT_LENGTH + VERSE_GRACE, SamplingSettings(temperature), seed,
-                    tag=seed, end=lm.song_end(by=DEFAULT_LENGTH), form=form)
+        sampler.add(lm.read_prompt(line).ids, most, SamplingSettings(temperature), seed, tag=seed, end=end, form=form)
     while sampler.songs:
         for song, step in sampler.step():
             texts[song.tag] += lm.tokenizer.chars[step.token]

@@ -33,7 +33,7 @@ import torch  # noqa: E402
 from lyricgpt import load_model  # noqa: E402
 from lyricgpt.batching import BatchSampler  # noqa: E402
 from lyricgpt.data import SONG_BREAK, split_songs  # noqa: E402
-from lyricgpt.sampler import VERSE_GRACE, DEFAULT_TEMPERATURE, DEFAULT_TOP_P, MIN_SONG_CHARS, SamplingSettings  # noqa: E402
+from lyricgpt.sampler import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, MIN_SONG_CHARS, SamplingSettings  # noqa: E402
 from lyricgpt.serving import EXAMPLE_LINES  # noqa: E402
 from lyricgpt.form import FormSpec  # noqa: E402
 from lyricgpt.song_request import DEFAULT_FORM, DEFAULT_LENGTH  # noqa: E402
@@ -45,12 +45,12 @@ def sample(lm, songs: int, length: int, min_chars: int | None, settings: Samplin
     form (``form``): out of loops, and at its length it finishes its line."""
     sampler = BatchSampler(lm.model, songs)
     rule = lm.form(form)
+    end, most = lm.song_plan(length, min_chars is not None)  # as the page asks: at its length a song ends at its next verse
     end = lm.song_end(min_chars, by=length) if min_chars is not None else None
     lines = EXAMPLE_LINES + [""]
     out = []
     for seed in range(songs):
         line = lines[seed % len(lines)]
-        most = length + (VERSE_GRACE if end else 0)  # as the page asks: at its length a song ends at its next verse
         sampler.add(lm.read_prompt(line).ids or lm.start_ids(), most, settings, seed, tag=seed, end=end, form=rule)
         out.append({"line": line, "seed": seed, "text": "", "ended": False, "overridden": 0.0})
     while sampler.songs:

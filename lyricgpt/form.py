@@ -314,8 +314,8 @@ class FormState:
         if not syllables:
             return 0
         letters = self.form.inner if self.word else self.form.letters
-        if node is None:  # any letters
-            return sum(letters.values())
+        if node is None:  # any letters, while the word is not already too long to end
+            return sum(letters.values()) if syllables >> min(self.syllables(self.word), MAX_SYLLABLES) else 0
         if node is False:  # no word of this trie starts so
             return 0
         return sum(letters.get(c, 0) for c, kid in node.kids.items() if kid.mask & syllables)
@@ -363,9 +363,10 @@ def _bits(low: int, high: int) -> int:
 def steer(probs: torch.Tensor, state: FormState) -> tuple[torch.Tensor, float, int]:
     """What the form lets a step draw from the model's probabilities ``probs`` (vocabulary): the
     mask of the first relaxation level that leaves the model MIN_WEIGHT, that weight, the level."""
+    form = state.form
     for level in range(LEVELS):
-        mask = state.form.mask(state.allowed(level))
+        mask = form.mask(state.allowed(level))
         weight = float(probs[mask].sum())
         if weight >= MIN_WEIGHT or level == LEVELS - 1:
-            return mask, weight, level
-    raise AssertionError("unreachable")
+            break
+    return mask, weight, level

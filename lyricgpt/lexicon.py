@@ -133,7 +133,7 @@ class Lexicon:
     def __reduce__(self):
         # To the engine's process as the files it was counted from: it counts them again (about a
         # second) rather than receive a few MB of tries through its pipe.
-        return (Lexicon.from_songs, (self.sources,)) if self.sources else (Lexicon.from_dictionary, ())
+        return (Lexicon.from_songs, (self.sources,)) if self.sources else (Lexicon, (self.counts,))
 
     def build_trie(self, words: Iterable[str]) -> Node:
         root = Node()

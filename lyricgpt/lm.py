@@ -17,7 +17,7 @@ from .model import ACTIVATIONS, CONFIGS, BigramConfig, GPTConfig, build_model
 from .data import SONG_BREAK
 from .form import Form, FormSpec
 from .lexicon import Lexicon
-from .sampler import MIN_SONG_CHARS, SongEnd, generate
+from .sampler import MIN_SONG_CHARS, VERSE_GRACE, SongEnd, generate
 from .tokenizer import CharTokenizer, Encoding
 from .weights import CONFIG_NAME, WEIGHTS_NAME, load_weights
 
@@ -68,10 +68,17 @@ class LyricModel:
                           end_with_song: bool = False, form: FormSpec | None = None) -> Iterator[tuple[str, float]]:
         """Yield each new character with the probability the model gave it."""
         prompt = self.read_prompt(seed_text).ids or self.start_ids()
-        end = self.song_end() if end_with_song else None
-        for step in generate(self.model, prompt, max_new_chars, temperature, top_k, top_p, seed, end=end,
+        end, most = self.song_plan(max_new_chars, end_with_song, form is not None)
+        for step in generate(self.model, prompt, most, temperature, top_k, top_p, seed, end=end,
                              form=self.form(form) if form is not None else None):
             yield self.tokenizer.chars[step.token], step.prob
+
+    def song_plan(self, length: int, end_with_song: bool, as_song: bool = True) -> tuple[SongEnd | None, int]:
+        """A song's end and the most characters it may take. ``as_song`` (a song with a form, as the
+        page writes them all): at its length it ends at its next stanza break, if it may end (within
+        VERSE_GRACE more), and it finishes its line; else it stops at its length exactly."""
+        end = self.song_end(by=length if as_song else None) if end_with_song else None
+        return end, length + (VERSE_GRACE if end and as_song else 0)
 
     def stream(self, seed_text: str, max_new_chars: int = 500, temperature: float = 1.0,
                top_k: int | None = None, top_p: float | None = None, seed: int | None = None,

@@ -19,7 +19,7 @@ from .engine import Engine
 from .hub import looks_like_repo_id
 from .lm import LyricModel, load_model
 from .numbers import spell_numbers
-from .sampler import VERSE_GRACE, SamplingSettings, Step, generate, length_reached
+from .sampler import SamplingSettings, Step, generate, length_reached
 from .song_request import Request, shorten, show_value
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ PAGE_CSS = """
 .lyrics .legend span { padding: 0 0.4em; margin-right: 0.3em; border-radius: 3px; }
 /* Where the song's form steered the model (serving.STEERED), and each rhymed line's letter at its end:
    drawn from an attribute, so that the letter is no part of the song's text (Copy takes textContent). */
-.lyrics .steered { text-decoration: underline dotted #333; text-decoration-thickness: 2px; text-underline-offset: 0.2em; }
+.lyrics .steered { text-decoration: underline dotted #333 2px; text-underline-offset: 0.2em; }
 .lyrics .song .rhyme-letter::after { content: attr(data-letter); margin-left: 1ch; font-size: 0.75em; color: #888;
                                      font-family: ui-sans-serif, sans-serif; user-select: none; }
 #song.plain .song span { background: none; }
@@ -77,7 +77,10 @@ PAGE_CSS = """
 .inspect-bar[hidden] { display: none; }
 .inspect-bar { display: flex; flex-wrap: wrap; gap: 0.3em 1em; align-items: center; font-size: 0.9em; margin: 0.3em 0; }
 .inspect-bar select { padding: 0.1em 2em 0.1em 0.4em; }  /* room for the menu's arrow */
-.inspect-bar .menus { display: inline-flex; gap: 1em; white-space: nowrap; }
+/* The two menus move to the next line together (at 1280 px Head wrapped alone), and wrap only where
+   even a line of their own is too narrow for both (a phone). */
+.inspect-bar .menus { display: inline-flex; flex-wrap: wrap; gap: 0.3em 1em; flex-shrink: 0; max-width: 100%; }
+.inspect-bar label { white-space: nowrap; }
 .inspect-bar .copy-song { border: 1px solid #999; border-radius: 4px; padding: 0.1em 0.8em; }
 .alt-tip { position: fixed; z-index: 1000; max-width: min(280px, calc(100vw - 16px)); background: #fff; color: #111;
            border: 1px solid #999; border-radius: 6px; padding: 0.4em 0.6em; font-size: 0.85em;
@@ -179,8 +182,9 @@ def spelled_seed_line(lm: LyricModel, seed_line: str) -> tuple[str, list[tuple[s
     return spell_numbers(seed_line)
 
 
-def seed_notes(lm: LyricModel, seed_line: str) -> list[str]:
-    """What the model will read differently from a seed line, or not at all, in words for its writer."""
+def seed_notes(lm: LyricModel, seed_line: str, name: str = "the seed line") -> list[str]:
+    """What the model will read differently from a seed line (or another text: ``name``), or not at all,
+    in words for its writer."""
     seed_line, spelled = spelled_seed_line(lm, seed_line)
     notes = []
     if spelled:
@@ -191,7 +195,7 @@ def seed_notes(lm: LyricModel, seed_line: str) -> list[str]:
         listed = ", ".join(f"{c!r} x{n}" for c, n in sorted(full.dropped.items(), key=lambda kv: -kv[1])[:10])
         notes.append(f"left out {full.dropped_count} character(s) the model does not know: {listed}")
     if len(full.ids) > lm.context_length:
-        notes.append(f"the seed line is longer than the model's {lm.context_length}-character window; "
+        notes.append(f"{name} is longer than the model's {lm.context_length}-character window; "
                      f"it reads only the last {lm.context_length} characters")
     return notes
 
@@ -224,7 +228,8 @@ def legend() -> str:
     spans = "".join(f'<span class="{cls}">{text}</span>' for _, cls, text in PROB_BUCKETS)
     steered = (f'<span class="steered">dotted</span> the song\'s form steered it: it left the model less than '
                f'{STEERED:.0%} of its probability')
-    return f'<div class="legend">How likely the model found each character: {spans}<br>{steered}</div>'
+    return (f'<div class="legend">How likely the model found each character: {spans}<br>{steered} · plain: '
+            f'your own words</div>')
 
 
 def update_interval(engine: Engine | None) -> float:
@@ -254,8 +259,7 @@ def stream_song(lm: LyricModel, request: Request, colour: bool = True, stop: thr
     notes = seed_notes(lm, request.seed_line)
     chars = lm.tokenizer.chars
     # At its length a song that may end ends at its next stanza break; any song finishes its line.
-    end = lm.song_end(by=request.length) if request.end_with_song else None
-    most = request.length + (VERSE_GRACE if end else 0)
+    end, most = lm.song_plan(request.length, request.end_with_song)
     form = lm.form(request.form)
     state = form.read_tokens(prompt_ids)  # the song's place in its form, for the rhyme letters and the length
     scheme = request.form.rhyme
@@ -280,8 +284,10 @@ def stream_song(lm: LyricModel, request: Request, colour: bool = True, stop: thr
                 relaxed += step.relaxed > 0
                 char = chars[step.token]
                 piece = coloured(char, step) if colour else html.escape(char)
-                if scheme and char == "\n" and state.line_chars:  # the line's rhyme letter, after it
-                    piece = f'<span class="rhyme-letter" data-letter="{scheme[state.line_index % len(scheme)]}"></span>' + piece
+                if scheme and char == "\n" and state.line_chars:
+                    # The line's rhyme letter, after it, at once: nothing is held back before a line's
+                    # break, and a line break that begins the song's end (held back) still ends a line.
+                    colours += f'<span class="rhyme-letter" data-letter="{scheme[state.line_index % len(scheme)]}"></span>'
                 state.push(char)
                 if end is not None and char == "\n":
                     held = (held[0] + char, held[1] + piece)
@@ -290,7 +296,7 @@ def stream_song(lm: LyricModel, request: Request, colour: bool = True, stop: thr
                     colours += held[1] + piece
                     held = ("", "")
             now = clock()
-            early_end = _early_end(now - start, stop)
+            early_end = stop_note(now - start, stop)
             if early_end:
                 notes.append(early_end)
             last = bool(early_end) or length_reached(n, most, state)
@@ -300,7 +306,7 @@ def stream_song(lm: LyricModel, request: Request, colour: bool = True, stop: thr
                 notes += [f"the form relaxed at {relaxed} character(s)"] if relaxed else []
             shown = len(lyric) - len(prompt.text)
             if last or shown_n == 0 or now - last_status >= STATUS_EVERY_S:
-                status, last_status = _status(shown, request, n / max(now - start, 1e-9), notes), now
+                status, last_status = song_status(shown, request, n / max(now - start, 1e-9), notes), now
             # The engine's chunks come paced already; the solo path is paced here. An update always
             # brings something new, so the first one holds the first character shown.
             if last or (shown > shown_n and (shown_n == 0 or engine is not None
@@ -313,14 +319,15 @@ def stream_song(lm: LyricModel, request: Request, colour: bool = True, stop: thr
         if end is not None:  # the model ended the song: its end is what was held back
             notes.append("the model ended the song")
             notes += [f"the form relaxed at {relaxed} character(s)"] if relaxed else []
-            status = _status(shown, request, n / max(clock() - start, 1e-9), notes)
+            status = song_status(shown, request, n / max(clock() - start, 1e-9), notes)
             yield Update(lyric, colours, status, added_html(shown_n, colours[shown_html:]))
     finally:
         if song is not None:
             song.cancel()  # a no-op for a finished song; frees the row of one that was stopped or closed
 
 
-def _early_end(elapsed: float, stop: threading.Event | None) -> str | None:
+def stop_note(elapsed: float, stop: threading.Event | None) -> str | None:
+    """Why a song stops early, ``elapsed`` seconds in: Stop, or the time limit; None: it goes on."""
     if stop is not None and stop.is_set():
         return "stopped"
     if elapsed > TIME_LIMIT_S:
@@ -328,14 +335,19 @@ def _early_end(elapsed: float, stop: threading.Event | None) -> str | None:
     return None
 
 
-def _status(done: int, request: Request, rate: float, notes: list[str]) -> str:
+def song_status(done: int, request: Request, rate: float, notes: list[str]) -> str:
+    """A song's status line: how far it got and how fast, every setting that wrote it, and ``notes``."""
     text = (f"{done} of {request.length} characters" if done <= request.length else
             f"{done} characters ({request.length}, then to the end of the "
             f"{'verse' if request.end_with_song else 'line'})") + f" at {rate:,.0f} chars/s"
-    text += f" · temperature {request.temperature:g} · top-k {request.top_k or 'off'}"
+    return text + settings_text(request, f"seed {request.seed}") + "".join(f" · {note}" for note in notes)
+
+
+def settings_text(request, seeds: str) -> str:
+    """The settings a status names, each after " · ": the temperature, top-k, top-p, ``seeds`` (not at
+    temperature 0, where every seed writes the same: it plays no part) and the form (a Request, or a
+    lyricgpt.song_request.LinesRequest)."""
+    text = f" · temperature {request.temperature:g} · top-k {request.top_k or 'off'}"
     text += f" · top-p {'off' if request.top_p is None else f'{request.top_p:g}'}"
-    if request.temperature > 0:  # at 0 every song from a first line is the same: the seed plays no part
-        text += f" · seed {request.seed}"
-    if not request.form.free:
-        text += f" · form: {request.form.describe()}"
-    return text + "".join(f" · {note}" for note in notes)
+    text += f" · {seeds}" if request.temperature > 0 else ""
+    return text + (f" · form: {request.form.describe()}" if not request.form.free else "")

@@ -7,11 +7,11 @@ import math
 import re
 import secrets
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterable, Mapping
 
 from .form import FormError, FormSpec, parse_rhyme, parse_syllables
-from .sampler import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
+from .sampler import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, LINE_GRACE, VERSE_GRACE
 
 MAX_LENGTH = 2000          # characters per song: bounds the work one request can ask for
 MAX_TEMPERATURE = 2.0      # above this the samples are noise
@@ -19,6 +19,10 @@ MAX_SEED = 2**63 - 1
 # Characters of any text a caller sends (a first line, the text to look inside at), checked before any
 # work: eight times the model's 256-character window, and a song's link stays under MAX_LINK.
 MAX_TEXT = 2000
+# A song written together (lyricgpt.cowrite), as text: room for any song the page writes (its first
+# line, its length and the grace after it), which the person may then go on with.
+MAX_SONG_TEXT = MAX_TEXT + MAX_LENGTH + VERSE_GRACE + LINE_GRACE
+MAX_CANDIDATES = 8  # candidate lines one request may ask for
 # A song's link, in characters: half of what the server takes (httpx, inside gradio, refuses a URL of
 # over 65,536), leaving room for a host that adds its own address and keys, as a Space's frame does.
 MAX_LINK = 32_768
@@ -58,14 +62,83 @@ def parse_request(seed_line: object, temperature: object, length: object, top_k:
     ``top_k=0`` and ``top_p=1`` mean "off"; a blank seed (or "randomize") draws a fresh one.
     """
     seed_line = parse_text(seed_line, "the seed line")
-    temperature = float(_number(temperature, "temperature", 0.0, MAX_TEMPERATURE))
     length = _whole(length, "length", 1, MAX_LENGTH)
+    return Request(seed_line, length, *_sampling(temperature, top_k, top_p, vocab_size), _seed(seed),
+                   _switch(end_with_song, "end with the song"), parse_form(rhyme, syllables, real_words))
+
+
+def _sampling(temperature: object, top_k: object, top_p: object,
+              vocab_size: int) -> tuple[float, int | None, float | None]:
+    """The temperature, top-k (None: off) and top-p (None: off) of a request, checked."""
+    temperature = float(_number(temperature, "temperature", 0.0, MAX_TEMPERATURE))
     top_k = _whole(top_k, "top-k", 0, vocab_size)
     top_p = float(_number(top_p, "top-p", 0.0, 1.0))
     if top_p == 0.0:
         raise InputError("top-p must be above 0 (1 turns it off)")
-    return Request(seed_line, length, temperature, top_k or None, None if top_p == 1.0 else top_p,
-                   _seed(seed), _switch(end_with_song, "end with the song"), parse_form(rhyme, syllables, real_words))
+    return temperature, top_k or None, None if top_p == 1.0 else top_p
+
+
+# -- writing a song together (lyricgpt.cowrite)
+
+
+@dataclass(frozen=True)
+class LinesRequest:
+    """A checked request for ``count`` candidate lines, after (or in place of a line of) ``text``."""
+
+    text: str
+    count: int
+    temperature: float
+    top_k: int | None
+    top_p: float | None
+    seed: int  # the first candidate's; the next ones take seed + 1, seed + 2, ...
+    form: FormSpec = FormSpec()
+
+
+def parse_lines_request(text: object, count: object, temperature: object, top_k: object = 0, top_p: object = 1.0,
+                        seed: object = "", vocab_size: int = 10_000, rhyme: object = DEFAULT_RHYME,
+                        syllables: object = DEFAULT_SYLLABLES, real_words: object = DEFAULT_REAL_WORDS) -> LinesRequest:
+    """Check a request for candidate lines as parse_request checks a song's."""
+    text = parse_song_text(text)
+    count = _whole(count, "count", 1, MAX_CANDIDATES)
+    return LinesRequest(text, count, *_sampling(temperature, top_k, top_p, vocab_size), _seed(seed),
+                        parse_form(rhyme, syllables, real_words))
+
+
+def parse_continue(text: object, temperature: object, length: object, top_k: object = 0, top_p: object = 1.0,
+                   seed: object = "", vocab_size: int = 10_000, end_with_song: object = True,
+                   rhyme: object = DEFAULT_RHYME, syllables: object = DEFAULT_SYLLABLES,
+                   real_words: object = DEFAULT_REAL_WORDS) -> Request:
+    """A song continued from the whole of ``text`` (its ``seed_line``), checked as parse_request checks a song."""
+    text = parse_song_text(text)
+    return replace(parse_request("", temperature, length, top_k, top_p, seed, vocab_size, end_with_song, rhyme,
+                                 syllables, real_words), seed_line=text)
+
+
+def parse_song_text(value: object) -> str:
+    """A song's text, of at most MAX_SONG_TEXT characters, with its line endings made "\\n"."""
+    return parse_text(value, "the song's text", MAX_SONG_TEXT).replace("\r\n", "\n").replace("\r", "\n")
+
+
+def song_lines(text: str) -> list[tuple[int, int]]:
+    """Where each line of a song's words is in its text, (start, end), its line break not included:
+    a blank line (or one of spaces) is a break between stanzas, not a line."""
+    lines, start = [], 0
+    for line in text.split("\n"):
+        if line.strip():
+            lines.append((start, start + len(line)))
+        start += len(line) + 1
+    return lines
+
+
+def parse_line(value: object, text: str) -> int:
+    """The number of a line of ``text`` (1 for the first, blank lines not counted)."""
+    lines = len(song_lines(text))
+    if not lines:
+        raise InputError("the song has no line to rewrite yet: write one, or ask for the next line")
+    try:
+        return _whole(value, "the line", 1, lines)
+    except InputError as e:
+        raise InputError(f"{e}: the song has {lines} line{'s' * (lines > 1)}, not counting blank ones") from None
 
 
 def parse_form(rhyme: object, syllables: object, real_words: object) -> FormSpec:
@@ -82,14 +155,14 @@ def parse_form(rhyme: object, syllables: object, real_words: object) -> FormSpec
     return FormSpec(scheme, pattern, _switch(real_words, "real words"))
 
 
-def parse_text(value: object, name: str) -> str:
-    """``value`` if it is text of at most MAX_TEXT characters (None is blank); checked before any work."""
+def parse_text(value: object, name: str, most: int = MAX_TEXT) -> str:
+    """``value`` if it is text of at most ``most`` characters (None is blank); checked before any work."""
     if value is None:
         return ""
     if not isinstance(value, str):
         raise InputError(f"{name} must be text, got {show_value(value)}")
-    if len(value) > MAX_TEXT:
-        raise InputError(f"{name} must be at most {MAX_TEXT:,} characters, got {len(value):,}")
+    if len(value) > most:
+        raise InputError(f"{name} must be at most {most:,} characters, got {len(value):,}")
     return value
 
 

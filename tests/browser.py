@@ -51,6 +51,19 @@ def song_text(page) -> str:
     return page.evaluate(f"(document.querySelector('{SONG}') || {{textContent: ''}}).textContent")
 
 
+def share_link(page) -> str:
+    """The song's share link, once the page has written it."""
+    box = page.locator("#share-link textarea, #share-link input").first
+    page.wait_for_function("(box) => box.value.startsWith('http')", arg=box.element_handle())
+    return box.input_value()
+
+
+def choose(page, elem_id: str, label: str) -> None:
+    """Pick a dropdown's choice by its label, as a person does: open the list, click the choice."""
+    page.click(f"#{elem_id} input")
+    page.get_by_role("option", name=label, exact=True).click()
+
+
 def set_number(page, elem_id: str, value: float) -> None:
     """Type into a slider's number box, as a person who knows the value they want does."""
     box = page.locator(f"#{elem_id} input[type=number]")
@@ -101,3 +114,34 @@ def song_done(page, shown_chars: int, length: int, timeout_s: float = 300.0) -> 
           return window.newSong && text.length === shown && status.startsWith(`${length} of ${length} characters`)
             && (performance.now() - window.generateClickedAt) / 1000;
         }""", arg=[shown_chars, length], polling="raf", timeout=timeout_s * 1000).json_value()
+
+
+# -- writing a song together
+
+SONG_TEXT = "#song-text textarea"
+CARDS = "#candidates .candidate"
+
+
+def press(page, selector: str, touch: bool = False) -> None:
+    """Click, or on a touch screen tap, what ``selector`` finds."""
+    page.locator(selector).first.tap() if touch else page.locator(selector).first.click()
+
+
+def ask_for_lines(page, button: str, touch: bool = False, count: int = 4) -> list[str]:
+    """Press Next line, Four more or Rewrite (``button``: its elem_id) and wait until its ``count``
+    candidates are written (the status names other seeds or another line each time); their lines."""
+    before = page.inner_text("#together-status")
+    press(page, f"#{button}", touch)
+    page.wait_for_function(
+        """([before, cards, count]) => {
+          const status = document.querySelector('#together-status').innerText;
+          return status !== before && status.startsWith('Candidates for')
+            && document.querySelectorAll(`${cards}:not(:disabled)`).length === count;
+        }""", arg=[before, CARDS, count])
+    return page.eval_on_selector_all(CARDS, "cards => cards.map((card) => card.textContent)")
+
+
+def take_line(page, index: int, expected: str, touch: bool = False) -> None:
+    """Choose candidate ``index``; wait until the song's text is ``expected``."""
+    press(page, f"{CARDS} >> nth={index}", touch)
+    page.wait_for_function("([box, text]) => document.querySelector(box).value === text", arg=[SONG_TEXT, expected])

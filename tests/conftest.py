@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -68,6 +69,12 @@ def tiny_model_dir(tiny_lm, tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("tiny-model")
     tiny_lm.save(folder)
     return folder
+
+
+def readme_example(marker: str) -> str:
+    """The README's Python example that holds ``marker``."""
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(encoding="utf-8"), re.S)
+    return next(block for block in blocks if marker in block)
 
 
 def child_env() -> dict[str, str]:

@@ -2,14 +2,15 @@
 
 Pins: one public endpoint with the documented parameters; the lyric streams (the first character
 at once, then in updates of several) and equals what the sampler writes in-process with
-the same settings; every bad setting gets a message (no traceback, no server path) and the app
-keeps serving; concurrent streams all finish; the bundled model is served when LYRICGPT_MODEL is unset;
+the same settings, a song's form too (rhyme, syllables, real words); every bad setting gets a
+message (no traceback, no server path) and the app keeps serving; concurrent streams all finish; the bundled model is served when LYRICGPT_MODEL is unset;
 a second voice sings, looks inside and compares with its own bigram through the same endpoints.
 """
 
 from __future__ import annotations
 
 import http.client
+import ast
 import json
 import re
 import subprocess
@@ -22,7 +23,7 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from conftest import BUNDLED_MODEL, ROOT
+from conftest import BUNDLED_MODEL, ROOT, readme_example
 from live_app import running_app
 from lyricgpt import load_model
 from lyricgpt.data import SONG_BREAK
@@ -56,12 +57,12 @@ def reference(lm, seed_line: str, length: int, temperature: float, top_k=None, t
     (with "End with the song" on, as by default: to the song's end, which is not shown), in the song's
     ``form`` (a free song's too keeps out of loops)."""
     written = "".join(lm.stream(seed_line, length, temperature, top_k, top_p, seed, end_with_song=True, form=form))
-    return lm.read_prompt(seed_line).text + (written[:-len(SONG_BREAK)] if len(written) < length else written)
+    return lm.read_prompt(seed_line).text + written.removesuffix(SONG_BREAK)
 
 
 def test_public_endpoints_with_the_settings_as_parameters(client):
     api = client.view_api(print_info=False, return_format="dict")
-    assert sorted(api["named_endpoints"]) == ["/alternatives", "/attention", "/generate"]
+    assert sorted(api["named_endpoints"]) == ["/alternatives", "/attention", "/generate", "/lines", "/rewrite"]
     assert not api["unnamed_endpoints"]
     params = api["named_endpoints"]["/generate"]["parameters"]
     assert [p["parameter_name"] for p in params[:3]] == ["seed_line", "temperature", "length"]
@@ -89,9 +90,9 @@ def test_settings_are_respected(client, tiny_lm, temperature, length, top_k, top
     lyric, _, status = stream(client, SEED_LINE, temperature, length, top_k, top_p, str(seed))[-1]
     assert lyric == reference(tiny_lm, SEED_LINE, length, temperature, top_k or None,
                               None if top_p == 1.0 else top_p, seed)
-    written = len(lyric) - len(SEED_LINE)  # past the length where the line goes on (every song has a form)
-    assert status.startswith(f"{length} of {length} characters" if written == length else
-                             f"{written} characters ({length}, then to the end of the line)")
+    written = len(lyric) - len(SEED_LINE)  # past the length to the end of the verse (every song has a form)
+    assert status.startswith(f"{written} of {length} characters" if written <= length else
+                             f"{written} characters ({length}, then to the end of the verse)")
     assert (f"seed {seed}" in status) == (temperature > 0)  # greedy: the seed plays no part, so none is named
 
 
@@ -105,11 +106,12 @@ def test_greedy_ignores_the_seed_and_seeds_reproduce(client, tiny_lm):
 
 
 def test_worst_seed_lines(client, tiny_lm):
-    lyric, _, _ = stream(client, "", 0.8, 25)[-1]
-    assert len(lyric) == 25
+    lyric, _, _ = stream(client, "", 0.8, 25, seed="4")[-1]
+    assert lyric == reference(tiny_lm, "", 25, 0.8, seed=4) and len(lyric) >= 25  # then to the end of the line
     huge = "na " * (MAX_TEXT // 3)  # as long as a first line may be: far more than the model reads
-    lyric, _, status = stream(client, huge, 0.8, 10)[-1]
-    assert lyric[:-10] == tiny_lm.read_prompt(huge).text and len(lyric) == tiny_lm.context_length + 10
+    lyric, _, status = stream(client, huge, 0.8, 10, seed="4")[-1]
+    read = tiny_lm.read_prompt(huge).text
+    assert lyric.startswith(read) and len(read) == tiny_lm.context_length and len(lyric) >= len(read) + 10
     assert f"last {tiny_lm.context_length} characters" in status
     lyric, _, status = stream(client, "caf\u00e9 \U0001f3b5", 0.8, 10)[-1]
     assert lyric.startswith("cafe ") and "does not know" in status and "\U0001f3b5" in status
@@ -224,18 +226,27 @@ def test_an_unknown_voice_gets_a_message_naming_the_voices(app, client, endpoint
     assert "Traceback" not in app.log()
 
 
-def readme_python(marker: str) -> str:
-    return next(b for b in re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S) if marker in b)
-
-
-def test_the_readmes_api_example_prints_each_character_once(app, subprocess_env):
-    code = readme_python("gradio_client").replace("http://127.0.0.1:7860/", app.url)
+def test_the_readmes_api_examples_print_what_they_say(app, subprocess_env, tmp_path):
+    """The README's two API examples, one after the other as a reader runs them, from another folder."""
+    code = readme_example("gradio_client").replace("http://127.0.0.1:7860/", app.url) + readme_example('"/alternatives"')
     code += "\nimport sys\nprint('SONG:' + job.result()[0], file=sys.stderr, end='')\n"  # the whole song
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env, timeout=120)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env, timeout=120,
+                         cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     song = run.stderr.split("SONG:")[-1]
     printed = re.sub(r"\ALoaded as API: \S+\n", "", run.stdout)  # gradio_client's own greeting
-    assert printed == song + "\n" and len(song) == len("I walked out in the morning rain") + 300
+    assert printed.startswith(song + "\n") and len(song) >= len("I walked out in the morning rain") + 300
+    odds, view = printed[len(song) + 1:].splitlines()  # each character once, then the look inside
+    odds = ast.literal_eval(odds)
+    assert len(odds) == 5 and all(isinstance(c, str) and 0 <= p <= 1 for c, p in odds)  # [[char, probability], ...]
+    chars, weights = (ast.literal_eval(part) for part in re.fullmatch(r"(\[.*\]) (\[.*\])", view).groups())
+    assert chars == list("Down by the river"[-12:]) and sum(weights) == pytest.approx(1, abs=1e-4)
+
+
+def test_the_start_names_each_voice_and_says_when_it_is_ready(app):
+    log = app.log()  # a first start that says nothing for a minute looks hung
+    assert "voice 1 of 2: " in log and "voice 2 of 2: songs of songs.txt, from folder " in log
+    assert "the voice songs of songs.txt is ready (" in log and log.count(" is ready (") == 2
 
 
 def test_page_names_the_model_without_server_paths(app, tiny_model_dir):
@@ -282,7 +293,8 @@ def test_a_bad_form_gets_a_message_naming_the_setting_and_the_app_keeps_serving(
 
 # --- issue 36: what a hostile caller found ----------------------------------------------------------
 
-MARKUP = ["<img src=//127.0.0.1:9/px.png>", "<a href=//127.0.0.1:9/a>Log in</a>", "<h1 style=font-size:90px>HACKED</h1>"]
+MARKUP = ["<img src=//127.0.0.1:9/px.png>", "<a href=//127.0.0.1:9/a>Log in</a>",
+          "<h1 style=font-size:90px>HACKED</h1>"]
 
 
 @pytest.mark.parametrize("value", MARKUP)
@@ -373,7 +385,8 @@ def test_a_call_with_too_few_or_too_many_values_gets_a_message_and_writes_nothin
 @pytest.mark.parametrize("text, window, message", [  # as JSON
     ('["a"]', "null", "the text before the character must be text, got ['a']"), ("{}", "null", "must be text, got {}"),
     ("5", "null", "must be text, got 5"), ("true", "null", "must be text, got True"),
-    ("NaN", "null", "must be text, got nan"), (json.dumps("x" * (MAX_TEXT + 1)), "null", f"at most {MAX_TEXT:,} characters"),
+    ("NaN", "null", "must be text, got nan"),
+    (json.dumps("x" * (MAX_TEXT + 1)), "null", f"at most {MAX_TEXT:,} characters"),
     ('"Oh my darling"', '"abc"', "the window must be a number written with the digits 0-9, got 'abc'"),
     ('"Oh my darling"', "2.5", "the window must be a whole number, got 2.5"),
     ('"Oh my darling"', "NaN", "the window must be between 1 and 32, got nan"),
@@ -417,6 +430,32 @@ def test_the_pages_own_attention_call_reads_the_window_it_is_given(app, tiny_lm)
 
     assert the_pages_attention_call(app, ["Oh my darling", 8, None]).json()["chars"] == attention_map(
         tiny_lm, "Oh my darling", 8)["chars"]
+
+
+def page_event(app, fn_index: int, data: list) -> dict:
+    """Call one of the page's own events as its script does (by number, through the queue); the
+    last message about it."""
+    session = f"hostile{fn_index}x{len(data)}x{time.monotonic_ns()}"
+    joined = httpx.post(f"{app.url}/gradio_api/queue/join", timeout=30,
+                        json={"data": data, "fn_index": fn_index, "session_hash": session, "trigger_id": None})
+    joined.raise_for_status()
+    with httpx.stream("GET", f"{app.url}/gradio_api/queue/data?session_hash={session}", timeout=30) as events:
+        for line in events.iter_lines():
+            message = json.loads(line[len("data:"):]) if line.startswith("data:") else {}
+            if message.get("msg") == "process_completed":
+                return message
+    raise AssertionError(f"event {fn_index} never completed")
+
+
+def test_every_event_of_the_page_answers_values_its_controls_would_not_send_with_a_message(app):
+    events = httpx.get(f"{app.url}/config", timeout=10).json()["dependencies"]
+    for fn_index, event in enumerate(events):
+        if not event.get("backend_fn"):
+            continue
+        for value in ["<b>x</b>", 12345, None, [], {"a": 1}]:
+            message = page_event(app, fn_index, [value] * len(event["inputs"]))
+            assert message["success"] or message["output"]["error"], (event.get("api_name"), value)
+    assert "Traceback" not in app.log()
 
 
 def test_the_bundled_model_is_the_default_and_a_cancelled_song_frees_its_worker(subprocess_env):
@@ -464,3 +503,61 @@ def test_beyond_the_engines_places_a_song_is_told_the_app_is_busy(subprocess_env
                 assert time.monotonic() - start < 30, "the cancelled song kept its place"
                 time.sleep(0.2)
         assert "Traceback" not in app.log()
+
+
+# --- issue 34: writing a song together ---------------------------------------------------------------
+
+SONG = "Hello darkness, my old friend\nI've come to talk with you again"
+
+
+def offered(tiny_lm, text: str, line: int | None, **settings) -> list[str]:
+    """The candidates the package writes alone, with no engine: what the endpoints must answer."""
+    from lyricgpt.cowrite import offer_lines
+    from lyricgpt.song_request import parse_lines_request
+
+    *_, final = offer_lines(tiny_lm, parse_lines_request(text, **settings), line, "voice")
+    return [c.text for c in final.candidates]
+
+
+def test_the_cowriting_endpoints_take_the_text_then_the_settings(client):
+    api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    settings = ["temperature", "top_k", "top_p", "seed", "voice", "rhyme", "syllables", "real_words"]
+    assert [p["parameter_name"] for p in api["/lines"]["parameters"]] == ["text", "count", *settings]
+    assert [p["parameter_name"] for p in api["/rewrite"]["parameters"]] == ["text", "line", "count", *settings]
+
+
+def test_seeded_lines_and_rewrites_through_the_api_are_the_ones_written_alone(client, tiny_lm):
+    updates = [update for update in client.submit(SONG, 4, 1.0, seed="5", api_name="/lines")]
+    lines, _, status = updates[-1]
+    assert lines == offered(tiny_lm, SONG, None, count=4, temperature=1.0, seed="5")
+    assert len(updates) > 2 and all(len(a) <= len(b) for a, b in zip(updates[0][0], lines))  # they grow
+    assert status.startswith("Candidates for the next line") and " · seeds 5-8" in status
+    assert client.predict(SONG, 2, 1.0, seed="7", api_name="/lines")[0] == lines[2:]  # the same seed, the same line
+    rhymed = dict(temperature=1.0, seed="3", rhyme="AABB", syllables="8", real_words=True)
+    assert client.predict(SONG, 2, 3, **rhymed, api_name="/rewrite")[0] == offered(tiny_lm, SONG, 2, count=3, **rhymed)
+
+
+@pytest.mark.parametrize("endpoint, args, kwargs, message", [
+    ("/lines", ("x" * 4601, 4), {}, "the song's text must be at most 4,600 characters, got 4,601"),
+    ("/lines", (SONG, 0), {}, "count must be between 1 and 8, got 0"),
+    ("/lines", (SONG, 100), {}, "count must be between 1 and 8, got 100"),
+    ("/lines", (SONG, "four"), {}, "count must be a number written with the digits 0-9, got 'four'"),
+    ("/lines", (SONG, 4), {"top_p": 0}, "top-p must be above 0"),
+    ("/rewrite", (SONG, 3, 4), {}, "the line must be between 1 and 2, got 3: the song has 2 lines"),
+    ("/rewrite", (SONG, 0, 4), {}, "the line must be between 1 and 2, got 0"),
+    ("/rewrite", (SONG, "\u0663", 4), {}, "the line must be a number written with the digits 0-9, got '\u0663'"),
+    ("/rewrite", ("\n\n", 1, 4), {}, "the song has no line to rewrite yet"),
+    ("/rewrite", (SONG, 1, 100), {}, "count must be between 1 and 8, got 100")])
+def test_a_bad_request_for_lines_gets_a_message_and_the_app_keeps_serving(app, client, endpoint, args, kwargs, message):
+    with pytest.raises(AppError) as e:
+        client.predict(*args, **kwargs, api_name=endpoint)
+    assert message in str(e.value) and "Traceback" not in str(e.value)
+    assert len(client.predict(SONG, 1, api_name="/lines")[0]) == 1
+    assert "Traceback" not in app.log() and f"request refused: {message}" in app.log()
+
+
+def test_odd_characters_in_the_song_are_read_as_the_model_can_and_the_status_says_so(client, tiny_lm):
+    odd = "Route 66\x00 \u202e\U0001f3b5 rolls\r\non"
+    lines, _, status = client.predict(odd, 2, 1.0, seed="1", api_name="/lines")
+    assert lines == offered(tiny_lm, odd, None, count=2, temperature=1.0, seed="1") and all(lines)
+    assert "does not know" in status and "numbers written as words" in status

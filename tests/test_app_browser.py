@@ -3,7 +3,9 @@ with digits, noticed before the song starts; the sliders; the song growing in it
 appending (earlier characters keep their nodes, colours and hover), followed to its end unless the
 reader scrolls up; Stop during a long song, and
 the app writing again; Copy; a bad setting leaves the song in place; hover, select and switch heads
-to look inside; and a tap on a touch screen at a phone's width.
+to look inside; and a tap on a touch screen at a phone's width. A song's form: a rhymed song shows
+each line's letter, marks where the form steered, and its link sets the form again; a bad form, in a
+link or typed, gets a message.
 
 Run as a script to take the README's screenshot of the page mid-song:
     python tests/test_app_browser.py docs/screenshot.png      # LYRICGPT_MODEL picks another model
@@ -26,10 +28,11 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parent.parent)]  # run as a script too
-from browser import CHROMIUM, PHONE, SONG, chromium_page, open_page, set_number, song_text  # noqa: E402
+from browser import (CARDS, CHROMIUM, PHONE, SONG, SONG_TEXT, ask_for_lines, choose, chromium_page,  # noqa: E402
+                     click_generate, open_page, press, set_number, set_seed, share_link, song_text, take_line)
 from live_app import ROOT, running_app  # noqa: E402
 from lyricgpt.sampler import DEFAULT_TEMPERATURE  # noqa: E402
-from lyricgpt.song_request import MAX_TEXT  # noqa: E402
+from lyricgpt.song_request import MAX_SONG_TEXT, MAX_TEXT  # noqa: E402
 
 
 def watch_growth(page, distinct: int, timeout: float = 30.0) -> list[str]:
@@ -134,6 +137,13 @@ def test_the_panel_follows_the_song_until_the_reader_scrolls_up(studio):
     page.fill("#seed-line textarea", seed_line)
 
 
+def write_a_song(page) -> None:
+    """Click Generate and wait until the status says the new song was written to its end."""
+    click_generate(page)
+    page.wait_for_function("window.newSong && / · (reached the length|the model ended the song)/.test("
+                           "document.querySelector('#song-status').innerText)")
+
+
 def last_char_box(page) -> dict:
     """Where the song's last character is on the screen, and the screen's height."""
     return page.evaluate("""() => { const spans = document.querySelectorAll('#song .song span[data-top]');
@@ -154,12 +164,13 @@ def test_enter_writes_the_song_stop_is_live_only_meanwhile_and_long_lines_go_on_
     page.wait_for_timeout(300)
     assert box.input_value() == long_line + "\nand back" and page.inner_text("#song-status") == status
     set_number(page, "length", 2000)
+    scrolled = page.evaluate("scrollY")
     box.press("Enter")
     page.wait_for_function("(seed) => document.querySelector('#song .song').textContent.startsWith(seed)"
                            " && document.querySelectorAll('#song .song span[data-top]').length > 20",
                            arg=long_line + "\nand back")
     assert box.input_value() == long_line + "\nand back"  # Enter wrote the song: no line break added
-    assert stop.is_enabled() and page.evaluate("scrollY") == 0  # on a desktop the page stays where it was
+    assert stop.is_enabled() and page.evaluate("scrollY") == scrolled  # on a desktop the page stays where it was
     # The first line is wider than the panel: what wraps goes on indented, so one line never looks like two.
     indent = page.evaluate("""() => { const spans = [...document.querySelector('#song .song .line').children];
       const first = spans[0].getBoundingClientRect();
@@ -177,17 +188,24 @@ def test_enter_writes_the_song_stop_is_live_only_meanwhile_and_long_lines_go_on_
 def test_at_a_phones_width_the_song_comes_into_view_and_stays_there(app, studio):
     page = open_page(studio.context.browser, app.url, PHONE, touch=True)
     try:
+        assert page.locator("#stop").is_disabled()
         page.fill("#seed-line textarea", "la\n" * 40)  # more lines than the panel holds, from the first update
         set_number(page, "length", 2000)
         assert page.locator("#song").bounding_box()["y"] > PHONE["height"]  # under the controls, out of sight
-        page.click("#generate")
+        page.locator("#seed-line textarea").press("Enter")
         page.wait_for_function("Math.abs(document.querySelector('#gpt-label').getBoundingClientRect().top) < 20")
         written = page.locator(f"{SONG} span[data-top]").count()
         page.wait_for_function(f"document.querySelectorAll('#song .song span[data-top]').length > {written + 150}")
         last = last_char_box(page)
         assert 0 <= last["top"] and last["bottom"] <= last["screen"], f"the newest character is off the screen: {last}"
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]  # the menus too
+        heading = page.inner_text("#gpt-label")
         page.click("#stop")
-        page.wait_for_function("document.querySelector('#song-status').innerText.endsWith(' · stopped')")
+        page.wait_for_function("document.querySelector('#stop').disabled")
+        link = share_link(page)
+        page.locator("#voice label", has_text="songs of songs.txt").tap()  # the song on show is still the first voice's
+        page.wait_for_function("document.querySelector('#model-status').innerText.includes('0.01 M parameters')")
+        assert page.inner_text("#gpt-label") == heading and share_link(page) == link
     finally:
         page.context.close()
 
@@ -291,9 +309,7 @@ def test_at_a_phones_width_one_readable_panel_that_a_tap_looks_inside(app, studi
 def test_a_second_voice_with_its_own_examples_bigram_and_look_inside(studio):
     page = studio
     set_number(page, "length", 20)
-    page.click("#generate")  # a song of the first voice on show
-    page.wait_for_function("/ · (reached the length|the model ended the song)/.test("
-                           "document.querySelector('#song-status').innerText)")
+    write_a_song(page)  # a song of the first voice on show
     heading = page.inner_text("#gpt-label")
     page.locator("#voice label", has_text="songs of songs.txt").click()
     page.wait_for_function("document.querySelector('#model-status').innerText.includes('0.01 M parameters')")
@@ -303,10 +319,9 @@ def test_a_second_voice_with_its_own_examples_bigram_and_look_inside(studio):
     page.click("#compare input")
     page.wait_for_selector("#bigram-label :text('counted from the same training songs')")
     set_number(page, "length", 40)
-    page.click("#generate")
-    page.wait_for_function("document.querySelector('#song-status').innerText.startsWith('40 of 40 characters')"
-                           " && document.querySelectorAll('#song .song span[data-top]').length == 40")
-    page.wait_for_function("document.querySelector('#bigram-song').innerText.length == 'Blue summer night'.length + 40")
+    write_a_song(page)
+    assert page.locator(f"{SONG} span[data-top]").count() >= 40
+    page.wait_for_function("document.querySelector('#bigram-song').innerText.length >= 'Blue summer night'.length + 40")
     assert "songs of songs.txt" in page.inner_text("#gpt-label")  # a song of its own: now the heading names it
     assert page.locator("#attention-layer option").count() == 2  # its one layer, and "all layers"
     target = page.locator(f"{SONG} span[data-top]").nth(30)
@@ -329,6 +344,77 @@ def test_a_second_voice_with_its_own_examples_bigram_and_look_inside(studio):
     page.click("#stop")
     page.wait_for_function("document.querySelector('#stop').disabled")
     page.click("#compare input")
+
+
+# --- issue 33: a song's form ---------------------------------------------------------------------------
+
+def song_done(scheme: str) -> str:
+    """A page function: true once the status says a song in ``scheme`` is written."""
+    return (f"/ · form: rhyme {scheme}\\b.* · (the model ended the song|reached the length)/"
+            f".test(document.querySelector('#song-status').innerText)")
+
+
+def test_a_rhymed_song_shows_each_lines_letter_and_its_link_sets_the_form_again(studio):
+    page = studio
+    page.fill("#seed-line textarea", "Over the hills")
+    choose(page, "rhyme", "couplets AABB")
+    choose(page, "syllables", "6 a line")
+    page.click("#real-words input")
+    set_number(page, "length", 100)
+    page.click("#generate")
+    page.wait_for_function(song_done("AABB"))
+    song, link = song_text(page), share_link(page)
+    assert song.startswith("Over the hills") and len(song.split("\n\n")[0].split("\n")) == 4  # a stanza of four lines
+    letters = page.eval_on_selector_all(f"{SONG} .rhyme-letter", "spans => spans.map(s => s.dataset.letter)")
+    assert len(letters) >= 4 and "".join(letters) == ("AABB" * 10)[:len(letters)]
+    # Each line's letter shows at its end, drawn by the page's CSS: no part of the song's text, nor of a copy.
+    first = page.locator(f"{SONG} .rhyme-letter").first
+    assert first.evaluate("(s) => getComputedStyle(s, '::after').content") == '"A"' and first.bounding_box()["width"] > 0
+    assert page.eval_on_selector_all(f"{SONG} .rhyme-letter", "spans => spans.map(s => s.textContent).join('')") == ""
+    # Where the form took most of the model's probability, the character is marked and its tip says so.
+    steered = page.locator(f"{SONG} span.steered")
+    assert steered.count() > 0 and "the song's form steered it" in page.inner_text("#song .legend")
+    steered.first.hover()
+    page.wait_for_selector("#alt-tip:not([hidden])")
+    assert "The song's form steered here: it left the model" in page.inner_text("#alt-tip")
+    assert page.locator("#alt-tip tr").count() >= 5  # still what the model itself weighed
+
+    assert "rhyme=AABB" in link and "syllables=6" in link and "words=on" in link
+    fresh = open_page(page.context.browser, link)  # a new browser context: nothing shared but the link
+    try:
+        fresh.wait_for_function(song_done("AABB"))
+        assert song_text(fresh) == song
+        assert fresh.input_value("#rhyme input") == "couplets AABB" and fresh.input_value("#syllables input") == "6 a line"
+        assert fresh.is_checked("#real-words input")
+    finally:
+        fresh.context.close()
+    choose(page, "rhyme", "free, no rhyme")  # as the tests after this one expect
+    choose(page, "syllables", "free")
+    page.click("#real-words input")
+
+
+def test_a_bad_form_in_a_link_or_the_form_box_gets_a_message_and_the_page_writes_on(app, studio):
+    page = open_page(studio.context.browser, app.url)
+    try:
+        for key, value, setting in [("rhyme", "A1B", "rhyme scheme"), ("syllables", "8,x", "syllables"),
+                                    ("words", "maybe", "real words")]:
+            message = open_from_link(page, app, {"line": "Hi", key: value})
+            assert message.startswith("This link cannot write a song: ") and setting in message, message
+            assert f"got '{value}'" in message
+        page.fill("#seed-line textarea", "Hi")
+        page.fill("#rhyme input", "A" * 40)  # a scheme of one's own, typed into the box
+        page.press("#rhyme input", "Enter")
+        set_number(page, "length", 30)
+        page.click("#generate")
+        page.wait_for_selector("[data-testid='toast-text']:has-text('rhyme scheme')")
+        assert song_text(page) == ""
+        page.fill("#rhyme input", "ABAC")
+        page.press("#rhyme input", "Enter")
+        page.click("#generate")
+        page.wait_for_function(song_done("ABAC"))
+        assert song_text(page).startswith("Hi")
+    finally:
+        page.context.close()
 
 
 # --- issue 36: hostile links, and a song whose engine dies ----------------------------------------
@@ -386,6 +472,8 @@ def test_a_links_markup_shows_as_text_and_the_browser_asks_no_other_host(app, st
         page.goto(f"{app.url}/?{urllib.parse.urlencode({'line': value, 'length': 5})}")
         page.wait_for_function("document.querySelector('#song-status')?.innerText.includes('characters')")
         assert page.input_value("#seed-line textarea") == value
+        page.wait_for_selector("#seed-notice :text('does not know')")
+        assert "'<' x1" in page.inner_text("#seed-notice")  # as written, not markdown's or HTML's
         assert page.locator(f"#song :is(img, a, form, h1), #seed-notice :is(img, a, form, h1)").count() == 0
         page.wait_for_timeout(500)  # what must be shown is that nothing comes: there is no event to wait on
         assert outside.heard == 0, "a link made the page ask another host for something"
@@ -421,8 +509,8 @@ def test_when_the_engine_dies_mid_song_the_song_stays_and_its_status_says_it_fai
     page = studio
     page.fill("#seed-line textarea", "Until the engine stops")
     set_number(page, "length", 2000)
-    page.click("#generate")
-    page.wait_for_function("document.querySelectorAll('#song .song span[data-top]').length >= 20")
+    click_generate(page)
+    page.wait_for_function("window.newSong && document.querySelectorAll('#song .song span[data-top]').length >= 20")
     engines = engine_processes(app)
     assert len(engines) == 2, f"expected an engine per voice, found {engines}"
     for pid in engines:
@@ -446,6 +534,107 @@ def test_when_the_engine_dies_mid_song_the_song_stays_and_its_status_says_it_fai
         except AppError:
             assert time.monotonic() - start < 60, "the engine did not start again"
             time.sleep(0.5)
+
+
+# --- issue 34: writing a song together -----------------------------------------------------------------
+
+FAST_VOICE = "songs of songs.txt"  # the second voice: it writes a line in a moment, where the first takes seconds
+TYPED = "Cold river road"
+
+
+def together_status(page) -> str:
+    return page.inner_text("#together-status")
+
+
+def write_together(page, touch: bool) -> None:
+    """Type a line, choose the next of four, rewrite the first line, undo that, add words of one's own
+    and continue: the song's text is exactly what those steps leave, in its box and in the panel, with
+    the person's characters plain and the model's coloured."""
+    press(page, f"#voice label:has-text('{FAST_VOICE}')", touch)
+    set_seed(page, 7)
+    page.fill(SONG_TEXT, TYPED)
+    offered = ask_for_lines(page, "next-line", touch)
+    assert len(offered) == 4 and all(offered) and not any("\n" in line for line in offered)
+    assert "seeds 7-10" in together_status(page)
+    song = f"{TYPED}\n{offered[2]}"
+    take_line(page, 2, song, touch)
+    page.wait_for_function("(text) => document.querySelector('#song .song').textContent === text", arg=song)
+    assert page.locator(f"{SONG} span.seed").count() == len(TYPED) + 1  # the line break it took is the person's
+    assert page.locator(f"{SONG} span[data-top]").count() == len(offered[2])
+    assert page.inner_text("#song-status") == "Written together: 2 lines (1 yours, 1 LyricGPT's)"
+    assert page.input_value("#share-link textarea, #share-link input").startswith("A song written together has no link")
+    assert page.locator(CARDS).count() == 0  # the candidates went with the choice
+
+    page.fill("#line-number input", "1")
+    rewritten = ask_for_lines(page, "rewrite", touch)
+    assert together_status(page).startswith(f"Candidates for line 1 ('{TYPED}')")
+    take_line(page, 0, f"{rewritten[0]}\n{offered[2]}", touch)
+    press(page, "#undo", touch)
+    page.wait_for_function("([box, text]) => document.querySelector(box).value === text", arg=[SONG_TEXT, song])
+
+    mine = f"{song}\nand I sang"  # words of one's own, after the model's
+    page.fill(SONG_TEXT, mine)
+    set_number(page, "length", 30)
+    if page.locator("#end-with-song input").is_checked():
+        press(page, "#end-with-song input", touch)
+    press(page, "#continue", touch)
+    page.wait_for_function("document.querySelector('#song-status').innerText.startsWith('Continued: ')"
+                           " && document.querySelector('#song-status').innerText.endsWith(' · reached the length')")
+    text = page.input_value(SONG_TEXT)
+    assert text.startswith(mine) and len(text) >= len(mine) + 30 and song_text(page) == text
+    assert page.locator(f"{SONG} span.seed").count() == len(TYPED) + 1 + len("\nand I sang")
+    assert page.evaluate("window.songGaps") == 0
+
+
+def test_write_a_song_together_at_a_desktops_width(app, studio):
+    page = open_page(studio.context.browser, app.url)
+    try:
+        write_together(page, touch=False)
+        with page.expect_download() as download:
+            page.click("#download")
+        kept = Path(download.value.path()).read_text(encoding="utf-8")
+        text = page.input_value(SONG_TEXT)
+        assert kept.startswith(f"You and LyricGPT ({FAST_VOICE}) wrote this song together.") and text in kept
+        assert f"  1  you       {TYPED}\n  2  LyricGPT  " in kept and "  3  both      and I sang" in kept
+    finally:
+        page.context.close()
+
+
+def test_write_a_song_together_on_a_phone(app, studio):
+    page = open_page(studio.context.browser, app.url, PHONE, touch=True)
+    try:
+        write_together(page, touch=True)
+        cards = page.locator("#candidates")
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        assert cards.bounding_box() is None or cards.bounding_box()["width"] <= PHONE["width"]
+    finally:
+        page.context.close()
+
+
+def test_bad_input_while_writing_together_gets_a_message_and_leaves_the_song_as_it_was(app, studio):
+    page = open_page(studio.context.browser, app.url)
+
+    def refused(button: str, message: str) -> None:
+        text, shown = page.input_value(SONG_TEXT), song_text(page)
+        page.click(f"#{button}")
+        page.wait_for_selector(f"[data-testid='toast-text']:has-text(\"{message}\")")
+        assert page.input_value(SONG_TEXT) == text and song_text(page) == shown
+
+    try:
+        page.locator(f"#voice label:has-text('{FAST_VOICE}')").click()
+        refused("undo", "There is nothing to undo")
+        refused("four-more", "Ask for the next line, or for a line rewritten, first")
+        page.fill(SONG_TEXT, "One line\n\nand another")
+        page.fill("#line-number input", "3")
+        refused("rewrite", "the line must be between 1 and 2, got 3: the song has 2 lines, not counting blank ones")
+        page.fill(SONG_TEXT, "Route 66 \U0001f3b5")  # odd characters: read as the model can, and said so
+        ask_for_lines(page, "next-line")
+        assert "numbers written as words" in together_status(page) and "does not know" in together_status(page)
+        assert page.get_attribute(SONG_TEXT, "maxlength") == str(MAX_SONG_TEXT)  # no more can be typed
+        page.fill(SONG_TEXT, ("la " * MAX_SONG_TEXT)[:MAX_SONG_TEXT])
+        refused("continue", "the song is as long as a song may be here")
+    finally:
+        page.context.close()
 
 
 def take_screenshot(path: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from gradio_client import Client
 
-from browser import CHROMIUM, DESKTOP, PHONE, chromium, open_page, set_number, song_text
+from browser import CHROMIUM, DESKTOP, PHONE, chromium, open_page, set_number, share_link, song_text
 from live_app import running_app
 from lyricgpt.data import SONG_BREAK
 from lyricgpt.sampler import MIN_SONG_CHARS
@@ -58,12 +58,6 @@ def without_speed(status: str) -> str:
     return re.sub(r"(characters).*? · ", r"\1 · ", status, count=1)
 
 
-def share_link(page) -> str:
-    box = page.locator("#share-link textarea, #share-link input").first
-    page.wait_for_function("(box) => box.value.startsWith('http')", arg=box.element_handle())
-    return box.input_value()
-
-
 @pytest.fixture(scope="module")
 def browser(app):
     if not Path(CHROMIUM).exists():
@@ -101,12 +95,36 @@ def test_share_download_and_write_another(app, browser, viewport):
     finally:
         fresh.context.close()
 
+    # How fast the song came is counted from this click, not from Generate's, seconds ago.
+    page.evaluate("document.querySelector('#write-another').addEventListener("
+                  "'click', () => { window.anotherAt = performance.now(); }, {capture: true, once: true})")
     page.click("#write-another")
     page.wait_for_function(f"(seed) => !document.querySelector('#song-status').innerText.includes(' · seed ' + seed + ' ')"
                            f" && /{DONE}/.test(document.querySelector('#song-status').innerText)", arg=seed)
     assert song_text(page).startswith("Hello") and song_text(page) != song
     assert share_link(page) != link
+    said = float(re.search(r" at ([\d,]+) chars/s", page.inner_text("#song-status")).group(1).replace(",", ""))
+    seen = page.evaluate("(chars) => chars / ((performance.now() - window.anotherAt) / 1000)",
+                         len(song_text(page)) - len("Hello"))
+    assert said >= 0.5 * seen, f"the status says {said:.0f} chars/s; the song came at {seen:.0f} chars/s or more"
     page.context.close()
+
+
+def test_at_temperature_0_neither_the_link_nor_the_file_names_a_seed(app, browser):
+    page = open_page(browser, app.url, DESKTOP)
+    try:
+        page.fill("#seed-line textarea", "Hello")
+        set_number(page, "temperature", 0)
+        page.click("#generate")
+        assert " · seed " not in shown_status(page)  # every seed writes the same song
+        link = share_link(page)
+        assert "temperature=0.0" in link and "seed=" not in link
+        with page.expect_download() as download:
+            page.click("#download")
+        header = Path(download.value.path()).read_text(encoding="utf-8").split("\n\n", 1)[0]
+        assert "seed" not in header and download.value.suggested_filename == "hello.txt"
+    finally:
+        page.context.close()
 
 
 def test_a_malformed_link_gets_a_message_and_writes_nothing(app, browser):

@@ -204,7 +204,8 @@ FORM_SONGS = [
 
 def form_songs(lm) -> list[tuple[list[int], int, SamplingSettings, int | None]]:
     """FORM_SONGS as the batch takes them: (prompt, new tokens, settings, seed)."""
-    return [(lm.read_prompt(line).ids or lm.start_ids(), n, settings, seed) for line, n, settings, seed, _ in FORM_SONGS]
+    return [(lm.read_prompt(line).ids or lm.start_ids(), n, settings, seed)
+            for line, n, settings, seed, _ in FORM_SONGS]
 
 
 def test_songs_with_forms_write_what_they_write_alone_as_others_join_and_leave(tiny_lm, corpus_lexicon):

@@ -197,7 +197,8 @@ def test_songs_with_forms_through_the_engines_process_are_the_songs_written_alon
     chars = tiny_lm.tokenizer.chars
     engine = engine_of(tiny_lm.model, max_batch=3, max_waiting=len(FORM_SONGS), lexicon=corpus_lexicon, chars=chars)
     songs = form_songs(tiny_lm)
-    streams = [engine.submit(*song, form=spec) for song, (*_, spec) in zip(songs, FORM_SONGS)]  # more than fit: some wait
+    # More songs than places: some wait, and join as others leave.
+    streams = [engine.submit(*song, form=spec) for song, (*_, spec) in zip(songs, FORM_SONGS)]
     for (prompt, n, settings, seed), (*_, spec), stream in zip(songs, FORM_SONGS, streams):
         form = spec and Form(spec, corpus_lexicon, chars)
         assert [s.token for s in stream] == [s.token for s in generate(

@@ -12,7 +12,7 @@ import pytest
 import torch
 import transformers
 
-from conftest import BUNDLED_MODEL, ROOT
+from conftest import BUNDLED_MODEL, ROOT, readme_example
 from lyricgpt import load_model
 from lyricgpt.export import EXPORT_FILES, main
 from lyricgpt.tokenizer import FOLDS
@@ -109,6 +109,16 @@ def test_bigram_is_refused_with_a_clear_message(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "bigram" in err and "Traceback" not in err
     assert not (tmp_path / "hf").exists()
+
+
+def test_the_readmes_transformers_example_runs_on_an_export(tmp_path, subprocess_env):
+    """As the README says, with the folder an export wrote for the Hub repo: a song after "The river"."""
+    assert main([str(BUNDLED_MODEL), str(tmp_path / "OUT")]) == 0
+    code = readme_example("AutoModelForCausalLM").replace('"USER/my-lyricgpt-transformers"', repr(str(tmp_path / "OUT")))
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env, timeout=300,
+                         cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("The river") and len(run.stdout) > 200  # its 200 new characters, and a line break
 
 
 def test_a_mistyped_folder_is_named_as_a_folder_not_sought_on_the_hub(tmp_path, capsys, monkeypatch):

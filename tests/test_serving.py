@@ -299,6 +299,19 @@ def test_a_song_ends_where_the_model_ends_it_and_its_end_is_not_shown(ending_lm)
         engine.close()
 
 
+@pytest.mark.parametrize("colour", [True, False])
+def test_each_line_of_a_rhymed_song_shows_its_letter_the_last_one_too(ending_lm, colour):
+    # ending_lm ends its songs soon: the line break that begins the song's end is never shown, but
+    # the line before it is a line of the song all the same.
+    r = request(seed_line="Hello", length=MAX_LENGTH, temperature=1.0, seed=3, rhyme="ABAB", real_words=True)
+    last = list(stream_song(ending_lm, r, colour=colour))[-1]
+    assert " · the model ended the song" in last.status
+    letters = re.findall(r'<span class="rhyme-letter" data-letter="(\w)"></span>', last.colours)
+    lines = [line for line in last.lyric.split("\n") if line]
+    assert len(lines) >= 4 and "".join(letters) == ("ABAB" * len(lines))[:len(lines)]
+    assert html.unescape(re.sub("<[^>]+>", "", last.colours)) == last.lyric  # a letter is no part of the text
+
+
 def test_with_the_end_switch_off_a_song_writes_on_to_its_length(ending_lm):
     r = request(seed_line="Hello", length=400, temperature=1.0, seed=3, end_with_song=False)
     last = list(stream_song(ending_lm, r))[-1]

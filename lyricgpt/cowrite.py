@@ -1,0 +1,464 @@
+"""Writing a song together: the model offers lines, and the person picks, rewrites and writes their own.
+
+A song written together is a ``Draft``: its text, and for each character whether the model wrote it
+(then with its coloured HTML, so that the page still shows what the model weighed there) or the person
+(plain). ``History`` keeps the drafts for Undo.
+
+``write_rows`` writes several texts after the same words side by side, each with its own seed: each a
+row of the engine's batch or, without an engine, sampled alone, and a seed writes the same text either
+way (lyricgpt.batching). On it stand the ways the model writes into a draft: candidate lines
+(``offer_lines``: the i-th from the request's seed + i), for the song's next line or in place of one of
+its lines (a ``Slot``); and the song continued from all of it (``continue_song``). The model reads the
+last context window of the words before; the song's form (lyricgpt.form) reads all of them, so that a
+candidate keeps the scheme of the stanza it goes into.
+"""
+
+from __future__ import annotations
+
+import difflib
+import html
+import itertools
+import math
+import queue
+import re
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Iterator, Sequence
+
+from .engine import Engine, EngineBusy, SongStream
+from .form import FormSpec
+from .lm import LyricModel
+from .sampler import VERSE_GRACE, SamplingSettings, SongEnd, Step, generate
+from .serving import coloured, seed_notes, settings_text, song_status, spelled_seed_line, stop_note, update_interval
+from .song_request import MAX_SONG_TEXT, InputError, LinesRequest, Request, parse_line, show_value, song_lines
+
+# A candidate's length before its form finishes its line (within sampler.LINE_GRACE): past the lines of
+# the corpus (99% are under 58 characters, the longest 91).
+MAX_LINE_CHARS = 80
+PAGE_CANDIDATES = 4  # the page's Next line, Four more and Rewrite each write this many
+UNDO_STEPS = 50  # drafts kept for Undo
+# An edit keeps the model's characters in runs of at least this many: a shorter run that the edit left
+# (an "e" in a line the person typed over) is the person's now.
+KEEP_RUN = 3
+# What Share holds for a song written together.
+NO_LINK = ("A song written together has no link: a link writes a song again from its settings, and this one "
+           "holds your words and your choices. Download keeps it, with whose lines are whose.")
+
+
+# -- a song written together
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A song's text and, for each character, its HTML if the model wrote it, or None if the person did."""
+
+    text: str = ""
+    marks: tuple[str | None, ...] = ()
+
+    def replaced(self, start: int, end: int, text: str, marks: Sequence[str | None]) -> Draft:
+        """The draft with text[start:end] replaced by ``text``, whose characters have ``marks``."""
+        return Draft(self.text[:start] + text + self.text[end:], self.marks[:start] + tuple(marks) + self.marks[end:])
+
+    def edited(self, text: str) -> Draft:
+        """The draft after the person made its text ``text``: the model's characters that the edit left
+        (in lines it left as they were, or in runs of KEEP_RUN or more) stay the model's, and every
+        character the person typed is theirs."""
+        if text == self.text:
+            return self
+        marks: list[str | None] = [None] * len(text)
+        old, new = self.text.split("\n"), text.split("\n")
+        old_at, new_at = _starts(old), _starts(new)
+        # Line by line first (quick, and a match never runs from one line into another), then, where lines
+        # changed, character by character.
+        for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes():
+            if tag == "equal":
+                for i, j in zip(range(i1, i2), range(j1, j2)):  # each line, and its line break if both have one
+                    n = len(old[i]) + (i + 1 < len(old) and j + 1 < len(new))
+                    marks[new_at[j]:new_at[j] + n] = self.marks[old_at[i]:old_at[i] + n]
+            elif tag == "replace":
+                a, b = old_at[i1], new_at[j1]
+                # (autojunk: for a long run of changed lines, as when every line break goes, a few hundredths
+                # of a second where matching every character took seconds)
+                by_char = difflib.SequenceMatcher(None, self.text[a:old_at[i2] - 1], text[b:new_at[j2] - 1])
+                for i, j, n in by_char.get_matching_blocks():
+                    if n >= KEEP_RUN:
+                        marks[b + j:b + j + n] = self.marks[a + i:a + i + n]
+        return Draft(text, tuple(marks))
+
+    def as_html(self) -> str:
+        """The song as the page's panel shows it: the model's characters coloured, the person's plain."""
+        return "".join(mark if mark is not None else f'<span class="seed">{html.escape(char)}</span>'
+                       for char, mark in zip(self.text, self.marks))
+
+    @property
+    def model_chars(self) -> int:
+        return sum(mark is not None for mark in self.marks)
+
+    def whose_lines(self) -> list[tuple[str, str]]:
+        """Each line of words with who wrote it: "you", "LyricGPT", or "both" (one changed the other's)."""
+        whose = []
+        for start, end in song_lines(self.text):
+            by = {mark is None for mark in self.marks[start:end]}
+            whose.append(("both" if len(by) == 2 else "you" if True in by else "LyricGPT", self.text[start:end]))
+        return whose
+
+
+def _starts(lines: list[str]) -> list[int]:
+    """Where each of a text's lines starts in it, and where one after the last would."""
+    return [0, *itertools.accumulate(len(line) + 1 for line in lines)]
+
+
+@dataclass(frozen=True)
+class History:
+    """A song's drafts, the newest last, for Undo."""
+
+    drafts: tuple[Draft, ...] = (Draft(),)
+
+    @property
+    def draft(self) -> Draft:
+        return self.drafts[-1]
+
+    def then(self, draft: Draft) -> History:
+        return self if draft == self.draft else History((*self.drafts, draft)[-UNDO_STEPS:])
+
+    def undone(self) -> History:
+        return History(self.drafts[:-1]) if len(self.drafts) > 1 else self
+
+
+# One character of serving.stream_song's HTML: a span (a rhyme letter is an empty one), or a bare
+# character (the model's, with colours off), escaped.
+_PIECE = re.compile(r'<span class="rhyme-letter"[^>]*></span>|<span[^>]*>[^<]*</span>|&#?\w+;|[^<&]')
+
+
+def song_draft(colours: str) -> Draft:
+    """The draft of a song the page wrote, from its HTML (serving.stream_song): its first line's
+    characters (class "seed") are the person's, the rest the model's, each rhyme letter with the line
+    break it comes before (or the song's last character)."""
+    text, marks, letter = [], [], ""
+    for piece in _PIECE.findall(colours):
+        if piece.startswith('<span class="rhyme-letter"'):
+            letter += piece
+            continue
+        text.append(html.unescape(re.sub(r"<[^>]*>", "", piece)))
+        spanned = piece if piece.startswith("<span") else f"<span>{piece}</span>"  # a span a character, for song.js
+        marks.append(None if piece.startswith('<span class="seed">') else letter + spanned)
+        letter = ""
+    if letter and marks and marks[-1] is not None:  # the last line's, whose line break is not shown
+        marks[-1] += letter
+    return Draft("".join(text), tuple(marks))
+
+
+def summary(draft: Draft) -> str:
+    """Whose lines a song's are, in a few words, for its status."""
+    counts = Counter(who for who, _ in draft.whose_lines())
+    lines = sum(counts.values())
+    parts = [f"{counts[who]} {name}" for who, name in [("you", "yours"), ("LyricGPT", "LyricGPT's"), ("both", "both")]
+             if counts[who]]
+    return f"Written together: {lines} line{'s' * (lines != 1)}" + (f" ({', '.join(parts)})" if parts else "")
+
+
+def keepsake(draft: Draft, voice: str) -> str:
+    """A song written together as a text file: the song, then who wrote each of its lines."""
+    whose = [f"{n:>3}  {who:<8}  {line}" for n, (who, line) in enumerate(draft.whose_lines(), 1)]
+    return (f"You and LyricGPT ({voice}) wrote this song together. Under it: who wrote each line.\n\n"
+            f"{draft.text.strip(chr(10))}\n\n\n"
+            "Whose lines: LyricGPT's, yours, or both (one of you changed or went on with the other's)\n"
+            + "\n".join(whose) + "\n")
+
+
+def keepsake_name(draft: Draft) -> str:
+    words = re.sub(r"[^a-z0-9]+", "-", draft.text.lower()).strip("-")[:40].strip("-") or "song"
+    return f"{words}-together.txt"
+
+
+# -- several texts after the same words, side by side
+
+
+@dataclass
+class Row:
+    """One text being written: its seed, and the model's steps so far."""
+
+    seed: int
+    steps: list[Step] = field(default_factory=list)
+    done: bool = False
+
+
+def write_rows(lm: LyricModel, prompt: list[int], seeds: Sequence[int], max_new_tokens: int,
+               settings: SamplingSettings, end: SongEnd | None, form: FormSpec,
+               engine: Engine | None = None) -> Iterator[list[Row]]:
+    """Write a text after ``prompt`` (token ids: the model reads their last context window, the form all of
+    them) for each of ``seeds``, side by side; yield the rows as they grow, the last time all done.
+
+    With an engine each is a row of its batch, and where it has places for only some, only those are
+    written (EngineBusy where it has none); without, each is sampled alone, a step of each in turn.
+    Closing the generator ends the rows' work.
+    """
+    rows = [Row(seed) for seed in seeds]
+    if engine is None:
+        yield from _alone(lm, prompt, rows, max_new_tokens, settings, end, form)
+    else:
+        yield from _batched(engine, prompt, rows, max_new_tokens, settings, end, form)
+
+
+def _alone(lm: LyricModel, prompt: list[int], rows: list[Row], max_new_tokens: int, settings: SamplingSettings,
+           end: SongEnd | None, spec: FormSpec) -> Iterator[list[Row]]:
+    form = lm.form(spec)
+    sampled = [generate(lm.model, prompt, max_new_tokens, settings.temperature, settings.top_k, settings.top_p,
+                        row.seed, end=end, form=form) for row in rows]
+    while not all(row.done for row in rows):
+        for row, steps in zip(rows, sampled):
+            step = None if row.done else next(steps, None)
+            row.done = row.done or step is None
+            row.steps += [step] if step else []
+        yield rows
+
+
+def _batched(engine: Engine, prompt: list[int], rows: list[Row], max_new_tokens: int, settings: SamplingSettings,
+             end: SongEnd | None, spec: FormSpec) -> Iterator[list[Row]]:
+    streams: list[SongStream] = []
+    for row in rows:
+        try:
+            streams.append(engine.submit(prompt, max_new_tokens, settings, row.seed, end, spec))
+        except EngineBusy:
+            if not streams:
+                raise
+            break
+    rows = rows[:len(streams)]
+    # A reader per row hands its steps to this one, which shows them all a few times a second.
+    arrived: queue.SimpleQueue = queue.SimpleQueue()
+    for i, stream in enumerate(streams):
+        threading.Thread(target=_hand_on, args=(i, stream, arrived), name="lyricgpt-row", daemon=True).start()
+    def take(i: int, item: list[Step] | Exception | None) -> None:
+        if isinstance(item, Exception):
+            raise item
+        rows[i].done = rows[i].done or item is None
+        rows[i].steps += item or []
+
+    try:
+        last = -math.inf
+        while not all(row.done for row in rows):
+            take(*arrived.get())  # never for ever: a stream gives up after engine.PATIENCE_S
+            # Then whatever else comes until the next update is due; the last row's end at once.
+            while not all(row.done for row in rows):
+                wait = last + update_interval(engine) - time.monotonic()
+                try:
+                    take(*(arrived.get(timeout=wait) if wait > 0 else arrived.get_nowait()))
+                except queue.Empty:
+                    break
+            last = time.monotonic()
+            yield rows
+    finally:
+        for stream in streams:
+            stream.cancel()  # a no-op for a finished row
+
+
+def _hand_on(i: int, stream: SongStream, out: queue.SimpleQueue) -> None:
+    """Put a stream's chunks on ``out`` as (i, steps), then (i, None); or (i, the error that ended it)."""
+    try:
+        for chunk in stream.chunks():
+            out.put((i, chunk))
+        out.put((i, None))
+    except Exception as e:  # noqa: BLE001 - an EngineError: the reader raises it
+        out.put((i, e))
+
+
+def model_ids(lm: LyricModel, text: str) -> list[int]:
+    """What the model and the form read of a song's text: its numbers as words, the characters it knows."""
+    return lm.tokenizer.encode(spelled_seed_line(lm, text)[0]) or lm.start_ids()
+
+
+# -- candidate lines
+
+
+@dataclass(frozen=True)
+class Slot:
+    """Where a candidate line goes in a song's text: in place of text[start:end] (nothing, for the next
+    line), after ``lead``; ``before``: what the model and the form read first."""
+
+    start: int
+    end: int
+    lead: str
+    before: str
+
+
+def slot(lm: LyricModel, text: str, line: int | None, form: FormSpec) -> Slot:
+    """The slot of the song's next line (``line`` None), or of its line ``line`` (1 for the first,
+    blank lines not counted): written from the lines before it, the lines after it kept. A line starts a
+    stanza where the form asks for one (a blank line the model reads, and the next line brings)."""
+    if line is None:
+        lead = "\n" if text and not text.endswith("\n") else ""
+        lead += "\n" if _stanza_due(lm, form, text + lead) else ""
+        return Slot(len(text), len(text), lead, text + lead)
+    start, end = song_lines(text)[parse_line(line, text) - 1]
+    before = text[:start]
+    return Slot(start, end, "", before + ("\n" if _stanza_due(lm, form, before) else ""))
+
+
+def _stanza_due(lm: LyricModel, spec: FormSpec, text: str) -> bool:
+    """Whether the form wants a blank line after ``text``: a stanza of its rhyme scheme is whole."""
+    if not spec.rhyme:  # only a scheme's stanzas end by themselves (form.FormState._line_start)
+        return False
+    form = lm.form(spec)
+    state = form.read_tokens(model_ids(lm, text))
+    return not state.line_chars and state.allowed() == form.newline
+
+
+def line_end(lm: LyricModel) -> SongEnd:
+    """A candidate ends with its line: at its first line break, which it may not start with."""
+    newline = lm.tokenizer.encode("\n")
+    if not newline:
+        raise InputError("this voice writes no line breaks, so it cannot write a line")
+    return SongEnd(tuple(newline), min_new_tokens=1)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A candidate line: its seed, its text so far (its line break left off), each character's HTML."""
+
+    seed: int
+    text: str
+    marks: tuple[str, ...]
+    done: bool
+
+
+@dataclass(frozen=True)
+class Offer:
+    """Candidate lines: for the song's next ``line`` (None) or in place of that line, by ``voice`` in ``form``."""
+
+    line: int | None
+    voice: str
+    form: FormSpec
+    candidates: tuple[Candidate, ...]
+    status: str
+
+    @property
+    def next_seed(self) -> int:
+        """The seed of the first of the next candidates ("Four more")."""
+        return max(c.seed for c in self.candidates) + 1
+
+    def chosen(self, lm: LyricModel, draft: Draft, index: int) -> Draft:
+        """The draft with candidate ``index`` in its place, found in the draft as it is now: the person may
+        have changed it since the candidates were asked for."""
+        candidate = self.candidates[index]
+        place = slot(lm, draft.text, self.line, self.form)
+        return draft.replaced(place.start, place.end, place.lead + candidate.text,
+                              (None,) * len(place.lead) + candidate.marks)
+
+
+def offer_lines(lm: LyricModel, asked: LinesRequest, line: int | None, voice: str,
+                engine: Engine | None = None) -> Iterator[Offer]:
+    """Write ``asked.count`` candidate lines for the song's next line (``line`` None) or in place of its
+    line ``line``, side by side; yield the offer as they grow, the last time all written."""
+    place = slot(lm, asked.text, line, asked.form)
+    settings = SamplingSettings(asked.temperature, asked.top_k, asked.top_p)
+    seeds = range(asked.seed, asked.seed + asked.count)
+    named = f"seed {asked.seed}" if asked.count == 1 else f"seeds {asked.seed}-{seeds[-1]}"
+    if line is None:
+        where, then = "the next line", "add it to the song"
+    else:
+        start, end = song_lines(asked.text)[line - 1]
+        where, then = f"line {line} ({show_value(asked.text[start:end])})", "put it in that line's place"
+    # What the model reads differently, of what it reads: the last context window.
+    notes = "".join(f" · {note}" for note in seed_notes(lm, place.before[-lm.context_length:], "the song"))
+    for rows in write_rows(lm, model_ids(lm, place.before), seeds, MAX_LINE_CHARS, settings, line_end(lm),
+                           asked.form, engine):
+        candidates = tuple(_candidate(lm, row) for row in rows)
+        busy = f" · LyricGPT is busy: {len(rows)} of {asked.count}" if len(rows) < asked.count else ""
+        status = (f"Candidates for {where}: click one to {then}" if all(c.done for c in candidates) else
+                  f"Writing candidates for {where}")
+        yield Offer(line, voice, asked.form, candidates, status + settings_text(asked, named) + busy + notes)
+
+
+def _candidate(lm: LyricModel, row: Row) -> Candidate:
+    chars = [lm.tokenizer.chars[step.token] for step in row.steps]
+    n = len(chars) - (chars[-1:] == ["\n"])  # the line break that ends it is no part of it
+    return Candidate(row.seed, "".join(chars[:n]), tuple(coloured(c, s) for c, s in zip(chars[:n], row.steps)),
+                     row.done)
+
+
+def cards_html(offer: Offer | None) -> str:
+    """The candidates as the page shows them: side by side, each a button that takes it once it is written."""
+    if offer is None:
+        return ""
+    cards = [f'<button type="button" class="candidate" data-index="{i}" title="seed {c.seed}"'
+             f'{"" if c.done else " disabled"}>{html.escape(c.text)}</button>' for i, c in enumerate(offer.candidates)]
+    return f'<div class="candidates">{"".join(cards)}</div>'
+
+
+# The candidates' cards: a grid that puts four side by side in the song's column, two on a phone.
+CARDS_CSS = """
+#candidates .candidates { display: grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: 0.5em; }
+#candidates .candidate { text-align: left; white-space: pre-wrap; font-family: ui-monospace, monospace; min-height: 3em;
+                         padding: 0.4em 0.6em; border: 1px solid #999; border-radius: 6px; background: #fff;
+                         color: #111; cursor: pointer; }
+#candidates .candidate:hover:not(:disabled) { border-color: #4338ca; background: #eef2ff; }
+#candidates .candidate:disabled { border-style: dashed; color: #555; cursor: progress; }
+"""
+# The cards' script (the panel's js_on_load): a click on a written card is the panel's click, with its index.
+CARDS_JS = """
+element.addEventListener('click', (e) => {
+  const card = e.target.closest && e.target.closest('.candidate:not(:disabled)');
+  if (card) trigger('click', {index: Number(card.dataset.index)});
+});
+"""
+
+
+# -- the song continued
+
+
+@dataclass(frozen=True)
+class Continued:
+    """An update of a song being continued: the HTML for the panel, the status, and at the end the draft."""
+
+    added: str
+    status: str
+    draft: Draft | None = None
+
+
+def continue_song(lm: LyricModel, draft: Draft, request: Request, engine: Engine | None = None,
+                  stop: threading.Event | None = None) -> Iterator[Continued]:
+    """Write on from the whole of ``draft`` as serving.stream_song writes on from a first line: to
+    ``request.length``, or with ``request.end_with_song`` where the model ends the song (its end not
+    shown), or at Stop, the time limit or MAX_SONG_TEXT. The first update's HTML draws the draft anew
+    (the page may show an older one) with the first characters; the others bring the new characters,
+    after a mark of how many of the model's came before them (serving.added_html)."""
+    room = MAX_SONG_TEXT - len(draft.text)
+    if room < 1:
+        raise InputError(f"the song is as long as a song may be here ({MAX_SONG_TEXT:,} characters): "
+                         "make room in its text, or save it with Download")
+    end = lm.song_end(by=request.length) if request.end_with_song else None
+    marker = "".join(lm.tokenizer.chars[t] for t in end.marker) if end else ""
+    settings = SamplingSettings(request.temperature, request.top_k, request.top_p)
+    notes = seed_notes(lm, draft.text, "the song")
+    chars, sent, drawn, start = lm.tokenizer.chars, 0, False, time.monotonic()
+    rows = write_rows(lm, model_ids(lm, draft.text), [request.seed], request.length + (VERSE_GRACE if end else 0),
+                      settings, end, request.form, engine)
+    try:
+        for (row,) in rows:
+            new = "".join(chars[step.token] for step in row.steps)
+            full = len(new) >= room
+            stopped = stop_note(time.monotonic() - start, stop) or ("reached the song's limit" if full else None)
+            ended = row.done and bool(end) and new.endswith(marker)
+            last = row.done or bool(stopped)
+            # Line breaks wait for a character after them: they may begin the song's end, which is not shown.
+            if last:
+                shown = (new[:len(new) - len(marker)] if ended else new)[:room]
+            else:
+                shown = new.rstrip("\n") if end else new
+            if len(shown) == sent and not last:  # an update always brings something new (so each mark after
+                continue                          # the first is above 0, which would start a new song)
+            part = "".join(coloured(c, s) for c, s in zip(shown[sent:], row.steps[sent:]))
+            why = [stopped or ("the model ended the song" if ended else "reached the length")] if last else []
+            status = "Continued: " + song_status(len(shown), request, len(new) / max(time.monotonic() - start, 1e-9),
+                                                 notes + why)
+            added = f"<!--{draft.model_chars + sent}-->{part}" if drawn else f"<!--0 redraw-->{draft.as_html()}{part}"
+            if last:
+                marks = [coloured(c, s) for c, s in zip(shown, row.steps)]
+                yield Continued(added, status, draft.replaced(len(draft.text), len(draft.text), shown, marks))
+                return
+            yield Continued(added, status)
+            sent, drawn = len(shown), True
+    finally:
+        rows.close()
