@@ -568,13 +568,13 @@ with Studio(title="LyricGPT") as demo:
                                        info=f"up to {MAX_SONG_TEXT:,} characters", max_length=MAX_SONG_TEXT,
                                        lines=3, max_lines=12, elem_id="song-text")
                 with gr.Row():
-                    continue_btn = gr.Button("Continue", min_width=80, elem_id="continue")
-                    next_btn = gr.Button("Next line", min_width=80, elem_id="next-line")
-                    more_btn = gr.Button("Four more", min_width=80, elem_id="four-more")
-                    undo_btn = gr.Button("Undo", min_width=80, elem_id="undo")
+                    continue_btn = gr.Button("Continue", min_width=70, elem_id="continue")
+                    next_btn = gr.Button("Next line", min_width=70, elem_id="next-line")
+                    more_btn = gr.Button("Four more", min_width=70, elem_id="four-more")
+                    undo_btn = gr.Button("Undo", min_width=70, elem_id="undo")
                 candidates = gr.HTML(js_on_load=cowrite.CARDS_JS, elem_id="candidates")
                 together_status = gr.Markdown(elem_id="together-status")
-                with gr.Row(equal_height=True):
+                with gr.Row():
                     line_number = gr.Number(1, precision=0, minimum=1, label="Line to rewrite",
                                             info="1 is the first; blank lines are not counted", min_width=120,
                                             elem_id="line-number")

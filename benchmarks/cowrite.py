@@ -98,14 +98,12 @@ def one_page(page, client: Client, seed: int) -> dict:
 
 
 def many_pages(browser, url: str, n: int) -> list[dict | None]:
-    """Each of ``n`` pages asks for lines at once (as near as one driver can: a click each, in turn)."""
-    context = browser.new_context()
+    """Each of ``n`` pages asks for lines at once (as near as one driver can: a click each, in turn). A
+    page each in a browser of its own (a context): in one, the pages would share the browser's six
+    connections to the server, which their open streams hold."""
     pages = []
     for _ in range(n):
-        page = context.new_page()
-        page.set_default_timeout(30_000)
-        page.goto(url)
-        page.wait_for_selector("#song")
+        page = open_page(browser, url)
         page.fill(SONG_TEXT, SONG)
         pages.append(page)
     for page in pages:
@@ -116,7 +114,8 @@ def many_pages(browser, url: str, n: int) -> list[dict | None]:
         for i, page in enumerate(pages):
             outcomes[i] = outcomes[i] or result(page)
         time.sleep(0.1)
-    context.close()
+    for page in pages:
+        page.context.close()
     return outcomes
 
 

@@ -6,7 +6,8 @@
     python benchmarks/form.py --songs 24 --show 2 --no-speed
 
 Samples --songs songs for each column at the page's defaults (temperature sampler.DEFAULT_TEMPERATURE,
-top-k and top-p off, "End with the song" on, --length new characters, seeds 0, 1, ..., first lines
+top-k and top-p off, "End with the song" on, a length of --length characters planned as the page plans
+it (``lm.song_plan``: past it a song ends at its next stanza break), seeds 0, 1, ..., first lines
 serving.EXAMPLE_LINES in turn), every column from the same seeds and first lines, through the engine
 (``lyricgpt.engine.Engine``, one torch thread) as the page writes them. The columns: the held-out
 songs of the corpus (split as train.py split them: the human baseline), free songs (``FormSpec()``,
@@ -225,7 +226,7 @@ def judge(column: Column, lexicon: dict[str, int]) -> dict[str, str]:
     lengths = [len(s.text) for s in column.songs]
     mid_line = sum(not s.ended and not s.text.endswith("\n") for s in column.songs)
     rows = {
-        "songs (those the model ended)": f"{len(column.songs)}" + (f" ({sum(s.ended for s in column.songs)})"
+        "songs (those that ended at a song's end, not cut)": f"{len(column.songs)}" + (f" ({sum(s.ended for s in column.songs)})"
                                                                   if generated else ""),
         "songs that stopped mid-line (at the length)": f"{mid_line}" if generated else "-",
         "characters a song (median)": f"{statistics.median(lengths):,.0f}" if lengths else "-",
@@ -256,14 +257,14 @@ def prompt_of(lm, line: str) -> list[int]:
 def sample(engine: Engine, lm, columns: list[Column], songs: int, length: int, settings: SamplingSettings) -> None:
     """Every generated column's songs, all queued at once (a seeded song writes the same text in any batch)."""
     chars = lm.tokenizer.chars
-    end = lm.song_end()
+    end, most = lm.song_plan(length, True)  # as the page: at its length, a song ends at its next stanza break
     jobs = []
     for column in columns:
         for seed in range(songs):
             line = EXAMPLE_LINES[seed % len(EXAMPLE_LINES)]
             song = Song(line, seed, lm.read_prompt(line).text)
             column.songs.append(song)
-            jobs.append((song, engine.submit(prompt_of(lm, line), length, settings, seed, end, column.spec)))
+            jobs.append((song, engine.submit(prompt_of(lm, line), most, settings, seed, end, column.spec)))
     for song, stream in jobs:
         for step in stream:
             song.text += chars[step.token]
@@ -327,6 +328,12 @@ def table(columns: list[Column], lexicon: dict[str, int],
     return "\n".join(lines)
 
 
+def code_version() -> str:
+    """The form's code as it stands (sha-256 prefixes), so that a table can be matched to it."""
+    return ", ".join(f"{name} {hashlib.sha256((ROOT / 'lyricgpt' / name).read_bytes()).hexdigest()[:12]}"
+                     for name in ("form.py", "lexicon.py", "sampler.py", "batching.py", "lm.py"))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=str(ROOT / "assets" / "model"))
@@ -347,8 +354,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit("missing 7z: apt-get install -y p7zip-full")
     torch.set_num_threads(1)
     began = time.monotonic()
-    sources = ", ".join(f"{name} {hashlib.sha256((ROOT / 'lyricgpt' / name).read_bytes()).hexdigest()[:12]}"
-                        for name in ("form.py", "lexicon.py", "sampler.py"))
+    sources = code_version()
     lm = load_model(args.model)
     lexicon = lm.lexicon
     settings = SamplingSettings(DEFAULT_TEMPERATURE, None, None if DEFAULT_TOP_P >= 1 else DEFAULT_TOP_P)
@@ -390,7 +396,7 @@ def main(argv: list[str] | None = None) -> None:
     ppmd_s = time.monotonic() - t
 
     print(f"model {args.model}; {args.songs} songs a column at temperature {settings.temperature:g}, top-k off, "
-          f"top-p {settings.top_p or 'off'}, 'End with the song' on, up to {args.length} new characters; "
+          f"top-p {settings.top_p or 'off'}, 'End with the song' on, length {args.length} (lm.song_plan, as the page); "
           f"seeds 0-{args.songs - 1}, first lines {EXAMPLE_LINES} in turn; through the engine, 1 torch thread "
           f"(the engine started in {started_s:.0f} s, sampled in {sampled_s:.0f} s, speed runs {speed_s:.0f} s, PPMd {ppmd_s:.0f} s)")
     print(f"human: the first {len(columns[0].songs)} held-out songs of {args.data} (4+ lines, as train.py split "
@@ -403,7 +409,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"speed: through the engine (max batch 16, 1 thread), {args.speed_chars} characters a song, "
               f"'End with the song' off, median of {args.repeats}, forms interleaved; free = FormSpec() "
               f"(the page's free song); this machine is shared, so ratios are noisy")
-    print(f"code at the start: {sources} (sha-256)")
+    print(f"code: {sources} (sha-256)")
+    if code_version() != sources:
+        print(f"WARNING: lyricgpt's code changed during the run (now {code_version()}): the figures may mix versions")
     print()
     print(table(columns, lexicon.counts, speed))
     for column in columns[1:]:

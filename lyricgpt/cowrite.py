@@ -387,10 +387,10 @@ def cards_html(offer: Offer | None) -> str:
     return f'<div class="candidates">{"".join(cards)}</div>'
 
 
-# The candidates' cards: a grid that puts four side by side in the song's column, two on a phone.
+# The candidates' cards: a grid that puts four side by side in the song's column, two by two on a phone.
 CARDS_CSS = """
-#candidates .candidates { display: grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: 0.5em; }
-#candidates .candidate { text-align: left; white-space: pre-wrap; font-family: ui-monospace, monospace; min-height: 3em;
+#candidates .candidates { display: grid; grid-template-columns: repeat(auto-fill, minmax(130px, 1fr)); gap: 0.5em; }
+#candidates .candidate { text-align: left; white-space: pre-wrap; font: 0.95em/1.4 ui-monospace, monospace; min-height: 3em;
                          padding: 0.4em 0.6em; border: 1px solid #999; border-radius: 6px; background: #fff;
                          color: #111; cursor: pointer; }
 #candidates .candidate:hover:not(:disabled) { border-color: #4338ca; background: #eef2ff; }

@@ -561,3 +561,14 @@ def test_odd_characters_in_the_song_are_read_as_the_model_can_and_the_status_say
     lines, _, status = client.predict(odd, 2, 1.0, seed="1", api_name="/lines")
     assert lines == offered(tiny_lm, odd, None, count=2, temperature=1.0, seed="1") and all(lines)
     assert "does not know" in status and "numbers written as words" in status
+
+
+def test_the_readmes_cowriting_example_prints_four_lines_then_two(app, subprocess_env, tmp_path):
+    code = readme_example("gradio_client").replace("http://127.0.0.1:7860/", app.url) + readme_example('"/lines"')
+    code += "\nimport sys\nprint('SONG:' + job.result()[0], file=sys.stderr, end='')\n"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env, timeout=120,
+                         cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    printed = re.sub(r"\ALoaded as API: \S+\n", "", run.stdout)
+    *lines, rewritten = printed[len(run.stderr.split("SONG:")[-1]) + 1:].splitlines()
+    assert len(lines) == 4 and all(lines) and len(ast.literal_eval(rewritten)) == 2

@@ -130,7 +130,7 @@ def test_at_temperature_0_neither_the_link_nor_the_file_names_a_seed(app, browse
 def test_a_malformed_link_gets_a_message_and_writes_nothing(app, browser):
     page = open_page(browser, f"{app.url}/?line=Hi&temperature=hot&seed=4", PHONE)
     try:
-        page.wait_for_selector("text=This link cannot write a song: temperature must be a number, got 'hot'")
+        page.wait_for_selector("text=This link cannot write a song: temperature must be a number written with the digits 0-9, got 'hot'")
         page.wait_for_timeout(500)
         assert song_text(page) == "" and page.inner_text("#song-status") == ""
     finally:
