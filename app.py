@@ -35,10 +35,10 @@ from lyricgpt.request_limits import RequestLimits
 from lyricgpt.serving import PAGE_CSS, legend, markdown_text, seed_notes, stream_song
 from lyricgpt.form import SCHEMES
 from lyricgpt.song_request import (DEFAULT_LENGTH, DEFAULT_REAL_WORDS, DEFAULT_RHYME, DEFAULT_SYLLABLES, MAX_LENGTH,
-                                   MAX_TEMPERATURE, MAX_TEXT, InputError, keepsake, keepsake_name, link_query,
-                                   parse_look, parse_request, parse_text, read_link, shorten, show_value, song_link,
-                                   song_settings, MAX_SONG_TEXT, parse_continue, parse_line, parse_lines_request,
-                                   parse_song_text)
+                                   MAX_SONG_TEXT, MAX_TEMPERATURE, MAX_TEXT, InputError, keepsake, keepsake_name,
+                                   link_query, parse_continue, parse_line, parse_lines_request, parse_look,
+                                   parse_request, parse_song_text, parse_text, read_link, shorten, show_value,
+                                   song_link, song_settings)
 from lyricgpt.voices import find_voice, load_voices, model_line
 
 ROOT = Path(__file__).resolve().parent
@@ -287,26 +287,28 @@ def lines(text, count, temperature, top_k, top_p, seed, voice, rhyme, syllables,
     """Stream ``count`` (1 to 8) candidates for the next line of the song ``text``, side by side: yields
     (the candidate lines so far, their cards for the page, the status), and for the page the offer. The
     i-th is written from ``seed`` + i, so a seed writes the same candidates again."""
-    yield from offer_candidates(text, None, count, temperature, top_k, top_p, seed, voice, rhyme, syllables, real_words)
+    yield from offer_candidates(text, None, count, temperature, top_k, top_p, seed, voice, rhyme, syllables,
+                                real_words)
 
 
 def rewrite(text, line, count, temperature, top_k, top_p, seed, voice, rhyme, syllables, real_words):
     """As /lines, for candidates to take the place of the song's line ``line`` (1 for the first; blank
     lines are not counted): written from the lines before it, in its place in the song's form."""
-    yield from offer_candidates(text, line, count, temperature, top_k, top_p, seed, voice, rhyme, syllables, real_words,
-                           rewriting=True)
+    yield from offer_candidates(text, line, count, temperature, top_k, top_p, seed, voice, rhyme, syllables,
+                                real_words, rewriting=True)
 
 
 def four_more(text, count, temperature, top_k, top_p, voice, rhyme, syllables, real_words, offer):
     """Four other candidates for the place the last ones were for: the seeds after theirs."""
     if offer is None:
         raise user_error("Ask for the next line, or for a line rewritten, first: Four more writes four others")
-    yield from offer_candidates(text, offer.line, count, temperature, top_k, top_p, str(offer.next_seed), voice, rhyme,
-                           syllables, real_words, rewriting=offer.line is not None)
+    yield from offer_candidates(text, offer.line, count, temperature, top_k, top_p, str(offer.next_seed), voice,
+                                rhyme, syllables, real_words, rewriting=offer.line is not None)
 
 
 def offer_candidates(text, line, count, temperature, top_k, top_p, seed, voice, rhyme, syllables, real_words,
-                rewriting: bool = False):
+                     rewriting: bool = False):
+    """/lines, or with ``rewriting`` /rewrite: the settings checked, a caller's mistake a message."""
     try:
         singer = find_voice(VOICES, voice)
         asked = parse_lines_request(text, count, temperature, top_k, top_p, seed, singer.lm.tokenizer.vocab_size,
@@ -353,7 +355,7 @@ def undo(history, text, voice):
         if len(history.drafts) == 1:
             raise user_error("There is nothing to undo")
         history = history.undone()
-    return show_draft(history, voice, cowrite.summary(history.draft))
+    return show_draft(history, voice, f"Undone · {cowrite.summary(history.draft)}")
 
 
 def take_song(kept, history, text):

@@ -1,7 +1,7 @@
 """Songs with a form (``lyricgpt.form``) beside free songs and held-out human songs, in one table.
 
     apt-get install -y p7zip-full          # once: the PPMd judge (as benchmarks/compressors.py)
-    python benchmarks/form.py              # 12 songs a column, 600 characters: ~10 minutes on 2 cores
+    python benchmarks/form.py              # 12 songs a column, length 600: 4-10 minutes on 2 cores
     python benchmarks/form.py --quick      # a smoke run: 2 songs a column, 200 characters, one speed repeat
     python benchmarks/form.py --songs 24 --show 2 --no-speed
 
@@ -225,9 +225,10 @@ def judge(column: Column, lexicon: dict[str, int]) -> dict[str, str]:
     generated = column.spec is not None
     lengths = [len(s.text) for s in column.songs]
     mid_line = sum(not s.ended and not s.text.endswith("\n") for s in column.songs)
+    ended = sum(s.ended for s in column.songs)
     rows = {
-        "songs (those that ended at a song's end, not cut)": f"{len(column.songs)}" + (f" ({sum(s.ended for s in column.songs)})"
-                                                                  if generated else ""),
+        "songs (those that ended at a song's end, not cut)": f"{len(column.songs)}"
+                                                             + (f" ({ended})" if generated else ""),
         "songs that stopped mid-line (at the length)": f"{mid_line}" if generated else "-",
         "characters a song (median)": f"{statistics.median(lengths):,.0f}" if lengths else "-",
         "pairs the scheme asks to rhyme that rhyme (CMU)": asked.show() if scheme else "-",
@@ -396,9 +397,10 @@ def main(argv: list[str] | None = None) -> None:
     ppmd_s = time.monotonic() - t
 
     print(f"model {args.model}; {args.songs} songs a column at temperature {settings.temperature:g}, top-k off, "
-          f"top-p {settings.top_p or 'off'}, 'End with the song' on, length {args.length} (lm.song_plan, as the page); "
-          f"seeds 0-{args.songs - 1}, first lines {EXAMPLE_LINES} in turn; through the engine, 1 torch thread "
-          f"(the engine started in {started_s:.0f} s, sampled in {sampled_s:.0f} s, speed runs {speed_s:.0f} s, PPMd {ppmd_s:.0f} s)")
+          f"top-p {settings.top_p or 'off'}, 'End with the song' on, length {args.length} (lm.song_plan, as the "
+          f"page); seeds 0-{args.songs - 1}, first lines {EXAMPLE_LINES} in turn; through the engine, 1 torch "
+          f"thread (the engine started in {started_s:.0f} s, sampled in {sampled_s:.0f} s, speed runs {speed_s:.0f} s, "
+          f"PPMd {ppmd_s:.0f} s)")
     print(f"human: the first {len(columns[0].songs)} held-out songs of {args.data} (4+ lines, as train.py split "
           f"them), cut to whole lines within their first line + {args.length} characters")
     print(f"judges: rhymes and syllables by CMU via pronouncing {getattr(pronouncing, '__version__', '')}"

@@ -230,6 +230,7 @@ def _batched(engine: Engine, prompt: list[int], rows: list[Row], max_new_tokens:
     arrived: queue.SimpleQueue = queue.SimpleQueue()
     for i, stream in enumerate(streams):
         threading.Thread(target=_hand_on, args=(i, stream, arrived), name="lyricgpt-row", daemon=True).start()
+
     def take(i: int, item: list[Step] | Exception | None) -> None:
         if isinstance(item, Exception):
             raise item
@@ -325,7 +326,8 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Offer:
-    """Candidate lines: for the song's next ``line`` (None) or in place of that line, by ``voice`` in ``form``."""
+    """Candidate lines by ``voice`` in ``form``: for the song's next line (``line`` None), or in place of its
+    line ``line``."""
 
     line: int | None
     voice: str
@@ -390,9 +392,9 @@ def cards_html(offer: Offer | None) -> str:
 # The candidates' cards: a grid that puts four side by side in the song's column, two by two on a phone.
 CARDS_CSS = """
 #candidates .candidates { display: grid; grid-template-columns: repeat(auto-fill, minmax(130px, 1fr)); gap: 0.5em; }
-#candidates .candidate { text-align: left; white-space: pre-wrap; font: 0.95em/1.4 ui-monospace, monospace; min-height: 3em;
-                         padding: 0.4em 0.6em; border: 1px solid #999; border-radius: 6px; background: #fff;
-                         color: #111; cursor: pointer; }
+#candidates .candidate { text-align: left; white-space: pre-wrap; font: 0.95em/1.4 ui-monospace, monospace;
+                         min-height: 3em; padding: 0.4em 0.6em; border: 1px solid #999; border-radius: 6px;
+                         background: #fff; color: #111; cursor: pointer; }
 #candidates .candidate:hover:not(:disabled) { border-color: #4338ca; background: #eef2ff; }
 #candidates .candidate:disabled { border-style: dashed; color: #555; cursor: progress; }
 """
@@ -432,7 +434,7 @@ def continue_song(lm: LyricModel, draft: Draft, request: Request, engine: Engine
     marker = "".join(lm.tokenizer.chars[t] for t in end.marker) if end else ""
     settings = SamplingSettings(request.temperature, request.top_k, request.top_p)
     notes = seed_notes(lm, draft.text, "the song")
-    chars, sent, drawn, start = lm.tokenizer.chars, 0, False, time.monotonic()
+    chars, sent, start = lm.tokenizer.chars, 0, time.monotonic()
     rows = write_rows(lm, model_ids(lm, draft.text), [request.seed], request.length + (VERSE_GRACE if end else 0),
                       settings, end, request.form, engine)
     try:
@@ -453,12 +455,12 @@ def continue_song(lm: LyricModel, draft: Draft, request: Request, engine: Engine
             why = [stopped or ("the model ended the song" if ended else "reached the length")] if last else []
             status = "Continued: " + song_status(len(shown), request, len(new) / max(time.monotonic() - start, 1e-9),
                                                  notes + why)
-            added = f"<!--{draft.model_chars + sent}-->{part}" if drawn else f"<!--0 redraw-->{draft.as_html()}{part}"
+            added = f"<!--{draft.model_chars + sent}-->{part}" if sent else f"<!--0 redraw-->{draft.as_html()}{part}"
             if last:
                 marks = [coloured(c, s) for c, s in zip(shown, row.steps)]
                 yield Continued(added, status, draft.replaced(len(draft.text), len(draft.text), shown, marks))
                 return
             yield Continued(added, status)
-            sent, drawn = len(shown), True
+            sent = len(shown)
     finally:
         rows.close()

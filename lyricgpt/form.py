@@ -180,6 +180,7 @@ class FormState:
         self.breaks = 1  # line breaks just written (a song starts as if after one)
         self.last = ""  # the last character
         self.opened = False  # the last character opened a quote
+        self.clause = 1  # words since a sentence ended in this line (0: one just did)
         self.previous_words: list[str] = []  # the line before's words, for REPEAT_WORDS
         self.lines = 0  # lines finished in the whole song
 
@@ -193,7 +194,10 @@ class FormState:
             self.word += char.lower()
         else:
             self._end_word()
+        if char in ".!?" or (char == '"' and not (self.last in " (\n" or not self.last)):
+            self.clause = 0  # a sentence (or a quote) ends: the line's last word may not stand alone after it
         if char == "\n":
+            self.clause = 1
             if self.line_chars:
                 self.stanza.append(Line(self.words[-1] if self.words else "", self.line_syllables))
                 self.previous_words = self.words
@@ -212,6 +216,7 @@ class FormState:
         if self.word.strip("'"):
             self.words.append(self.word)
             self.line_syllables += self.syllables(self.word)
+            self.clause += 1
         self.word = ""
 
     def syllables(self, word: str) -> int:
@@ -251,7 +256,7 @@ class FormState:
             return starts | form.newline
         if scheme and self.line_index % len(scheme) == 0:  # the stanza is whole: a blank line
             return form.newline
-        return starts if scheme or form.spec.syllables else starts | form.newline
+        return starts if scheme else starts | form.newline  # without a scheme, the model makes the stanzas
 
     def _within_line(self, level: int) -> int:
         form, spec, lexicon = self.form, self.form.spec, self.form.lexicon
@@ -273,6 +278,8 @@ class FormState:
             return (allowed | (form.joiners if as_middle else 0) | (form.stops if as_middle or as_final else 0)
                     | (form.newline if as_final else 0))
         if self.last in " -(" or self.opened:  # the start of a word
+            if not self.clause and level == 0:  # not `sea." Witty.`: a rhyme standing alone after a sentence
+                final = 0
             letters = self._next_letters(words, middle) | self._next_letters(last_words, final)
             letters &= ~self._repeats()
             return letters | (form.openings if self.last == " " and letters else 0)

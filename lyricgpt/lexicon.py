@@ -34,10 +34,17 @@ def word_key(word: str) -> str:
     return word.lower().strip("'")
 
 
+# Words that lean on the word after them: a line that ends on one for a rhyme ("As they blew into
+# their") reads as cut off, though the dictionary finds the rhyme.
+LEANING = frozenset("""a an the and or but nor if as than that which who whom whose of to in on at by for from
+with into onto upon unto my your his her its our their thy thine mine's o oh i'm we you they he she it is""".split())
+
+
 def rhyme_word(word: str, uses: int) -> bool:
     """Whether a line may end on ``word`` for a rhyme: a plain word of two letters or more ("a" and
-    "o" rhyme with "day" and "go" by the dictionary, but not to the ear) that the voice often uses."""
-    return uses >= MIN_RHYME_USES and len(word) >= 2 and word.isalpha()
+    "o" rhyme with "day" and "go" by the dictionary, but not to the ear) that the voice often uses,
+    and not one that leans on the next (LEANING)."""
+    return uses >= MIN_RHYME_USES and len(word) >= 2 and word.isalpha() and word not in LEANING
 
 
 def vowel_groups(word: str) -> int:
