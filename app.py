@@ -258,13 +258,16 @@ def page_address(request: gr.Request) -> str:
 NO_LINK = "No link: this song's would be too long to open. Download keeps every setting that wrote it."
 
 
-def keep(kept, request: gr.Request):
-    """The written song's link and its file (a header that writes it again, then the song)."""
+def keep(kept, history, typed, request: gr.Request):
+    """The written song's link and its file (a header that writes it again, then the song); and the song
+    becomes the one written together (what the person had, ``typed`` in its box, kept for Undo)."""
     if kept is None:
-        return gr.skip(), gr.skip()
-    settings, voice_name, text, _ = kept
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    settings, voice_name, text, colours = kept
     link = song_link(page_address(request), settings, voice_name)
-    return link or NO_LINK, song_file(keepsake_name(settings), keepsake(settings, text, voice_name, link))
+    draft = cowrite.song_draft(colours)
+    return (link or NO_LINK, song_file(keepsake_name(settings), keepsake(settings, text, voice_name, link)),
+            history.then(history.draft.edited(typed)).then(draft), draft.text)
 
 
 def song_file(name: str, text: str) -> gr.DownloadButton:
@@ -336,7 +339,10 @@ def show_draft(history, voice: str, status: str):
 def choose(offer, history, text, event: gr.EventData):
     """Put the candidate clicked (``event.index``) into the song, in its place as the song is now; the
     cards go."""
-    index = getattr(event, "index", None)
+    try:  # gradio's EventData raises TypeError, not AttributeError, for a call that brought none
+        index = event.index
+    except (AttributeError, TypeError):
+        index = None
     if offer is None or isinstance(index, bool) or not isinstance(index, int) \
             or not 0 <= index < len(offer.candidates) or not offer.candidates[index].done:
         raise user_error(f"there is no candidate {show_value(index)} to choose")
@@ -356,14 +362,6 @@ def undo(history, text, voice):
             raise user_error("There is nothing to undo")
         history = history.undone()
     return show_draft(history, voice, f"Undone · {cowrite.summary(history.draft)}")
-
-
-def take_song(kept, history, text):
-    """A song the page wrote becomes the song written together (what the person had, kept for Undo)."""
-    if kept is None:
-        return gr.skip(), gr.skip()
-    draft = cowrite.song_draft(kept[3])
-    return history.then(history.draft.edited(text)).then(draft), draft.text
 
 
 def start_writing(request: gr.Request) -> gr.Button:
@@ -605,8 +603,7 @@ with Studio(title="LyricGPT") as demo:
                            show_progress="hidden",  # the status says how it goes; no red "Error" over the song
                            concurrency_limit=2 * (BATCH + WAITING),  # the engine, not gradio's queue, decides who waits
                            preprocess=False)  # parse_request checks the raw values: API callers skip the sliders' limits
-    sung.success(keep, kept, [share, download], api_visibility="private", show_progress="hidden")
-    sung.success(take_song, [kept, history, song_text], [history, song_text], api_visibility="private",
+    sung.success(keep, [kept, history, song_text], [share, download, history, song_text], api_visibility="private",
                  show_progress="hidden")
     sung.then(stop_idle, None, stop_btn, queue=False, api_visibility="private", show_progress="hidden")
     checked.success(generate_bigram, inputs + [compare, voice, end_with_song] + form, bigram_song,

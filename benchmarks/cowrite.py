@@ -1,7 +1,7 @@
 """Writing a song together, in Chromium: four candidate lines against one, and 16 pages asking at once.
 
-    python benchmarks/cowrite.py                     # the bundled voices, 5 repeats
-    python benchmarks/cowrite.py --repeats 9 --pages 16
+    python benchmarks/cowrite.py                     # the bundled voices, 9 seeds, 16 pages
+    python benchmarks/cowrite.py --repeats 5 --pages 32
 
 Starts app.py (as it serves: the compiled step unless LYRICGPT_COMPILE=0 is set) and opens its page
 in Chromium (Playwright, /usr/bin/chromium). On a two-line song, at the page's temperature, each
@@ -122,7 +122,7 @@ def many_pages(browser, url: str, n: int) -> list[dict | None]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=None, help="LYRICGPT_MODEL for the app (default: the bundled voices)")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--pages", type=int, default=16)
     args = parser.parse_args()
 

@@ -316,7 +316,8 @@ def line_end(lm: LyricModel) -> SongEnd:
 
 @dataclass(frozen=True)
 class Candidate:
-    """A candidate line: its seed, its text so far (its line break left off), each character's HTML."""
+    """A candidate line: its seed, its text so far (its line break left off), and once it is done each
+    character's HTML."""
 
     seed: int
     text: str
@@ -376,8 +377,9 @@ def offer_lines(lm: LyricModel, asked: LinesRequest, line: int | None, voice: st
 def _candidate(lm: LyricModel, row: Row) -> Candidate:
     chars = [lm.tokenizer.chars[step.token] for step in row.steps]
     n = len(chars) - (chars[-1:] == ["\n"])  # the line break that ends it is no part of it
-    return Candidate(row.seed, "".join(chars[:n]), tuple(coloured(c, s) for c, s in zip(chars[:n], row.steps)),
-                     row.done)
+    # Its characters' HTML once it is written, the only time it can be chosen: not at every update.
+    marks = tuple(coloured(c, s) for c, s in zip(chars[:n], row.steps)) if row.done else ()
+    return Candidate(row.seed, "".join(chars[:n]), marks, row.done)
 
 
 def cards_html(offer: Offer | None) -> str:

@@ -31,8 +31,8 @@ from .lexicon import MAX_SYLLABLES, Lexicon, Node, vowel_groups, word_key
 
 SCHEMES = {"none": "", "couplets": "AABB", "alternate": "ABAB", "ballad": "ABCB", "limerick": "AABBA"}
 MIN_SCHEME, MAX_SCHEME = 2, 8
-MIN_LINE_SYLLABLES, MAX_LINE_SYLLABLES = 4, 16
-LIMITS = (4, 16)  # syllables a line may be asked for
+MIN_LINE_SYLLABLES, MAX_LINE_SYLLABLES = 4, 16  # a line's length where none is asked for
+LIMITS = (MIN_LINE_SYLLABLES, MAX_LINE_SYLLABLES)  # and the syllables a line may be asked for
 # A line that answers a rhyme keeps its partner's length within this many syllables (unless the
 # syllables are asked for): rhyming lines of a ballad scan alike.
 PARTNER_SLACK = 2
@@ -124,7 +124,7 @@ class Form:
     the tokenizer's vocabulary). ``read`` gives the state after a text; ``allowed`` what may follow."""
 
     def __init__(self, spec: FormSpec, lexicon: Lexicon | None, chars: Sequence[str]):
-        if lexicon is None and not (spec.free or not (spec.real_words or spec.rhyme)):
+        if lexicon is None and (spec.real_words or spec.rhyme):
             raise FormError("this form needs the voice's words, and none were given")
         self.spec, self.lexicon, self.chars = spec, lexicon, list(chars)
         bit = self._bit = {c: 1 << i for i, c in enumerate(self.chars)}

@@ -143,7 +143,7 @@ def test_bad_settings_get_a_message_and_the_app_keeps_serving(app, client, args,
         client.predict(*args, **kwargs, api_name="/generate")
     assert message in str(e.value)
     assert "Traceback" not in str(e.value) and str(ROOT) not in str(e.value)
-    assert len(client.predict(SEED_LINE, 0.8, 5, api_name="/generate")[0]) == len(SEED_LINE) + 5
+    assert len(client.predict(SEED_LINE, 0.8, 5, api_name="/generate")[0]) >= len(SEED_LINE) + 5  # and to the line's end
     # An input error is a normal event: one line in the server's log, no traceback.
     assert "Traceback" not in app.log() and f"request refused: {message}" in app.log()
 
@@ -497,7 +497,7 @@ def test_beyond_the_engines_places_a_song_is_told_the_app_is_busy(subprocess_env
         start = time.monotonic()
         while True:  # the place frees within a step of the cancel
             try:
-                assert len(client.predict(SEED_LINE, 0.0, 20, api_name="/generate")[0]) == len(SEED_LINE) + 20
+                assert len(client.predict(SEED_LINE, 0.0, 20, api_name="/generate")[0]) >= len(SEED_LINE) + 20
                 break
             except AppError:
                 assert time.monotonic() - start < 30, "the cancelled song kept its place"

@@ -155,7 +155,8 @@ def test_enter_writes_the_song_stop_is_live_only_meanwhile_and_long_lines_go_on_
     page = studio  # 1280 px wide
     seed_line = page.input_value("#seed-line textarea")
     stop, box = page.locator("#stop"), page.locator("#seed-line textarea")
-    assert stop.is_disabled()  # nothing is being written
+    # Nothing is being written: Stop greys out a moment after the last test's song says "stopped".
+    page.wait_for_function("document.querySelector('#stop').disabled")
     long_line = "Over the hills and far away where the river runs and the swallows play " * 2
     box.fill(long_line)
     box.press("Shift+Enter")  # a new line, not a song
@@ -581,6 +582,22 @@ def write_together(page, touch: bool) -> None:
     assert text.startswith(mine) and len(text) >= len(mine) + 30 and song_text(page) == text
     assert page.locator(f"{SONG} span.seed").count() == len(TYPED) + 1 + len("\nand I sang")
     assert page.evaluate("window.songGaps") == 0
+
+
+def test_a_song_the_page_writes_is_the_song_to_write_together_and_undo_brings_back_the_one_before(studio):
+    page = studio
+    set_number(page, "length", 20)
+    songs = []
+    for first_line in ("Over the sea", "Under the hill"):
+        page.fill("#seed-line textarea", first_line)
+        write_a_song(page)
+        page.wait_for_function("document.querySelector('#song-text textarea').value"
+                               " === document.querySelector('#song .song').textContent")
+        songs.append(song_text(page))
+    assert songs[1].startswith("Under the hill")
+    page.click("#undo")
+    page.wait_for_function("([box, text]) => document.querySelector(box).value === text", arg=[SONG_TEXT, songs[0]])
+    assert song_text(page) == songs[0]
 
 
 def test_write_a_song_together_at_a_desktops_width(app, studio):

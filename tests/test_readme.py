@@ -29,6 +29,7 @@ EXAMPLES = {
     '"/alternatives"': "test_app_api.py::test_the_readmes_api_examples_print_what_they_say",
     "lyricgpt.BUNDLED_MODEL": "test_readme.py::test_the_readmes_python_example_prints_its_song_from_another_folder",
     "AutoModelForCausalLM": "test_export.py::test_the_readmes_transformers_example_runs_on_an_export",
+    '"/lines"': "test_app_api.py::test_the_readmes_cowriting_example_prints_four_lines_then_two",
 }
 
 
