@@ -82,7 +82,11 @@ class BatchSampler:
         song = Song(max_new_tokens, settings, make_rng(seed), list(prompt[-self.context:]), tag=tag, end=end)
         song.end_rule = end.rule(song.recent, 0) if end else None
         song.form = form.read_tokens(prompt) if form else None
-        self._fill_row(len(self.songs), song)
+        twin = next((i for i, other in enumerate(self.songs) if other.produced == 0 and other.recent == song.recent), None)
+        if twin is None:
+            self._fill_row(len(self.songs), song)
+        else:  # candidates for one song's next line: one prefill, its keys and values copied (the same)
+            self.decoder.cache.copy_row(len(self.songs), twin)
         self.songs.append(song)
         return song
 

@@ -219,3 +219,20 @@ def test_songs_with_forms_write_what_they_write_alone_as_others_join_and_leave(t
         assert [s.form_weight for s in out[i]] == pytest.approx([s.form_weight for s in alone], abs=2e-5)
     couplets = tiny_lm.tokenizer.decode([s.token for s in out[0]])
     assert "\n\n" in couplets and len(out[0]) >= 160  # the form was kept: a stanza of four lines, then a break
+
+
+def test_songs_that_start_from_one_prompt_share_its_prefill_and_write_what_they_write_alone():
+    model = random_gpt(torch.float32)
+    sampler = BatchSampler(model, 4)
+    prefills = []
+    fill = sampler.decoder.prefill
+    sampler.decoder.prefill = lambda row, tokens: prefills.append(row) or fill(row, tokens)
+    settings = SamplingSettings(1.0)
+    for seed in range(4):  # four candidates for one song's next line, as lyricgpt.cowrite asks for them
+        sampler.add([1, 2, 3, 4], 12, settings, seed, tag=seed)
+    assert prefills == [0]  # one prefill; the other rows copy its keys and values
+    out = {seed: [] for seed in range(4)}
+    while sampler.songs:
+        for song, step in sampler.step():
+            out[song.tag].append(step.token)
+    assert out == {seed: [s.token for s in solo(model, [1, 2, 3, 4], 12, settings, seed)] for seed in range(4)}
