@@ -656,10 +656,14 @@ def take_screenshot(path: Path) -> None:
     with running_app(env) as app, chromium_page(app.url) as page:
         page.fill("#seed-line textarea", "Down by the river where the old mill stands")
         set_number(page, "length", 600)
+        choose(page, "rhyme", "ballad ABCB")  # a rhymed song: each line's letter shows at its end
+        page.click("#real-words input")
         page.click("#generate")
-        page.wait_for_function("document.querySelectorAll('#song .song span[data-top]').length > 330")
+        page.wait_for_function("document.querySelectorAll('#song .song span[data-top]').length > 330 || "
+                               "/ · (reached the length|the model ended the song)/.test("
+                               "document.querySelector('#song-status').innerText)")
         page.click("#stop")
-        page.locator(f"{SONG} span[data-top]").nth(300).click()  # the alternatives and the attention view
+        page.locator(f"{SONG} span[data-top]").nth(150).click()  # the alternatives and the attention view
         page.wait_for_selector(f"{SONG} span.attended")
         page.screenshot(path=str(path), full_page=True)
 
