@@ -17,7 +17,8 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -309,10 +310,24 @@ def four_more(text, count, temperature, top_k, top_p, voice, rhyme, syllables, r
                                 rhyme, syllables, real_words, rewriting=offer.line is not None)
 
 
+@contextmanager
+def told_why(failed: str) -> Iterator[None]:
+    """A caller's mistake, a full engine, or work the engine could not finish (``failed``: what),
+    as a message for the person, never a traceback."""
+    try:
+        yield
+    except InputError as e:
+        raise user_error(str(e)) from None
+    except EngineBusy:
+        raise user_error(BUSY) from None
+    except EngineError as e:
+        raise popup(f"Sorry, {failed}: {e}") from None
+
+
 def offer_candidates(text, line, count, temperature, top_k, top_p, seed, voice, rhyme, syllables, real_words,
                      rewriting: bool = False):
     """/lines, or with ``rewriting`` /rewrite: the settings checked, a caller's mistake a message."""
-    try:
+    with told_why("these lines failed"):
         singer = find_voice(VOICES, voice)
         asked = parse_lines_request(text, count, temperature, top_k, top_p, seed, singer.lm.tokenizer.vocab_size,
                                     rhyme, syllables, real_words)
@@ -320,12 +335,6 @@ def offer_candidates(text, line, count, temperature, top_k, top_p, seed, voice, 
         for offer in cowrite.offer_lines(singer.lm, asked, number, singer.name, ENGINES[singer.name]):
             yield ([c.text for c in offer.candidates], cowrite.cards_html(offer), markdown_text(offer.status),
                    offer)
-    except InputError as e:
-        raise user_error(str(e)) from None
-    except EngineBusy:
-        raise user_error(BUSY) from None
-    except EngineError as e:
-        raise popup(f"Sorry, these lines failed: {e}") from None
 
 
 def show_draft(history, voice: str, status: str):
@@ -375,21 +384,16 @@ def continue_writing(text, temperature, length, top_k, top_p, seed, voice, end_w
     """Write on from the whole song as it is, into the song's panel, as a song is written from its first line."""
     armed = STOP_SWITCHES.get(request.session_hash)
     try:
-        singer = find_voice(VOICES, voice)
-        asked = parse_continue(text, temperature, length, top_k, top_p, seed, singer.lm.tokenizer.vocab_size,
-                               end_with_song, rhyme, syllables, real_words)
-        draft = history.draft.edited(asked.seed_line)
-        for update in cowrite.continue_song(singer.lm, draft, asked, ENGINES[singer.name], armed and armed[0]):
-            if update.draft is None:
-                yield gr.skip(), gr.skip(), update.added, update.status, gr.skip(), gr.skip()
-            else:  # the whole song drawn anew: exactly the draft, its end's line breaks too
-                yield show_draft(history.then(draft).then(update.draft), singer.name, update.status)
-    except InputError as e:
-        raise user_error(str(e)) from None
-    except EngineBusy:
-        raise user_error(BUSY) from None
-    except EngineError as e:
-        raise popup(f"Sorry, the song could not go on: {e}") from None
+        with told_why("the song could not go on"):
+            singer = find_voice(VOICES, voice)
+            asked = parse_continue(text, temperature, length, top_k, top_p, seed, singer.lm.tokenizer.vocab_size,
+                                   end_with_song, rhyme, syllables, real_words)
+            draft = history.draft.edited(asked.seed_line)
+            for update in cowrite.continue_song(singer.lm, draft, asked, ENGINES[singer.name], armed and armed[0]):
+                if update.draft is None:
+                    yield gr.skip(), gr.skip(), update.added, update.status, gr.skip(), gr.skip()
+                else:  # the whole song drawn anew: exactly the draft, its end's line breaks too
+                    yield show_draft(history.then(draft).then(update.draft), singer.name, update.status)
     finally:
         if armed is not None and STOP_SWITCHES.get(request.session_hash) is armed:
             del STOP_SWITCHES[request.session_hash]
