@@ -28,6 +28,7 @@ from gradio.exceptions import ComponentProcessingError
 from starlette.middleware import Middleware
 
 from lyricgpt import cowrite
+from lyricgpt import draft as drafts  # a song written together (its name: `draft` is a local here)
 from lyricgpt.engine import Engine, EngineBusy, EngineError
 from lyricgpt.explain import attention_map, next_char_odds
 from lyricgpt.fast_step import compile_enabled
@@ -266,7 +267,7 @@ def keep(kept, history, typed, request: gr.Request):
         return gr.skip(), gr.skip(), gr.skip(), gr.skip()
     settings, voice_name, text, colours = kept
     link = song_link(page_address(request), settings, voice_name)
-    draft = cowrite.song_draft(colours)
+    draft = drafts.song_draft(colours)
     return (link or NO_LINK, song_file(keepsake_name(settings), keepsake(settings, text, voice_name, link)),
             history.then(history.draft.edited(typed)).then(draft), draft.text)
 
@@ -341,8 +342,8 @@ def show_draft(history, voice: str, status: str):
     """A change to the song written together, on the page: (the drafts, its text, the panel drawn anew
     where it is, the status, Share's word on it, Download holding it)."""
     draft = history.draft
-    return (history, draft.text, f"<!--0 redraw-->{draft.as_html()}", status, cowrite.NO_LINK,
-            song_file(cowrite.keepsake_name(draft), cowrite.keepsake(draft, voice)))
+    return (history, draft.text, f"<!--0 redraw-->{draft.as_html()}", status, drafts.NO_LINK,
+            song_file(drafts.keepsake_name(draft), drafts.keepsake(draft, voice)))
 
 
 def choose(offer, history, text, event: gr.EventData):
@@ -361,7 +362,7 @@ def choose(offer, history, text, event: gr.EventData):
     except InputError as e:
         raise user_error(str(e)) from None
     history = history.then(draft).then(chosen)
-    return *show_draft(history, offer.voice, cowrite.summary(chosen)), ""
+    return *show_draft(history, offer.voice, drafts.summary(chosen)), ""
 
 
 def undo(history, text, voice):
@@ -370,7 +371,7 @@ def undo(history, text, voice):
         if len(history.drafts) == 1:
             raise user_error("There is nothing to undo")
         history = history.undone()
-    return show_draft(history, voice, f"Undone · {cowrite.summary(history.draft)}")
+    return show_draft(history, voice, f"Undone · {drafts.summary(history.draft)}")
 
 
 def start_writing(request: gr.Request) -> gr.Button:
@@ -585,7 +586,7 @@ with Studio(title="LyricGPT") as demo:
                     rewrite_btn = gr.Button("Rewrite", min_width=80, elem_id="rewrite")
                 candidate_lines = gr.JSON(visible=False)  # the candidates as a list, for API callers
                 count = gr.Number(cowrite.PAGE_CANDIDATES, visible=False)
-                history = gr.State(cowrite.History())  # the song written together, for Undo
+                history = gr.State(drafts.History())  # the song written together, for Undo
                 offer = gr.State()  # the candidates on show
             lyric = gr.Textbox(visible=False)  # the plain text, for API callers
             kept = gr.State()  # what wrote the song on show: (request, voice, song, its HTML), for its link and file

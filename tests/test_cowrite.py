@@ -11,8 +11,8 @@ from dataclasses import replace
 
 import pytest
 
-from lyricgpt.cowrite import (MAX_LINE_CHARS, UNDO_STEPS, Draft, History, Slot, continue_song, keepsake,
-                              offer_lines, slot, song_draft, summary)
+from lyricgpt.cowrite import MAX_LINE_CHARS, Slot, continue_song, offer_lines, slot
+from lyricgpt.draft import UNDO_STEPS, Draft, History, keepsake, song_draft, summary
 from lyricgpt.engine import Engine
 from lyricgpt.form import FormSpec
 from lyricgpt.sampler import LINE_GRACE
