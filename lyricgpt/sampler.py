@@ -154,8 +154,8 @@ def draw(logits: torch.Tensor, settings: Sequence[SamplingSettings], uniforms: S
         steered = [steer(probs[row], state) if state else (0, 1.0, 0) for row, state in enumerate(forms)]
         allowed = torch.stack([mask if state else torch.ones(logits.size(-1), dtype=torch.bool)
                                for (mask, _, _), state in zip(steered, forms)])
-        logits = logits.masked_fill(~allowed, -math.inf)  # out of place: the caller's logits still say
-        # what the model itself weighed
+        # Out of place (as below): the caller's logits still say what the model itself weighed.
+        logits = logits.masked_fill(~allowed, -math.inf)
     for row, end in enumerate(ends or ()):
         if end is not None:
             token, forced = end
