@@ -238,8 +238,8 @@ class FormState:
         """The characters that may come next, as a bit mask over the vocabulary, at a relaxation
         ``level`` (0: the whole form; LEVELS - 1: the stanza's shape alone)."""
         form = self.form
-        if form.spec.free:  # a free song keeps only out of loops
-            return form.all & ~self._repeats() if self.last in " \n-\"(" else form.all
+        if form.spec.free:  # a free song keeps only out of loops (but for the last level, as every form)
+            return form.all & ~self._repeats() if self.last in " \n-\"(" and level < LEVELS - 1 else form.all
         if not self.line_chars:
             return self._line_start()
         if level >= LEVELS - 1:

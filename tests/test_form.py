@@ -127,3 +127,12 @@ def test_syllables_as_text_or_a_number(value, pattern):
 def test_syllables_that_cannot_be_kept_are_refused(value):
     with pytest.raises(FormError):
         parse_syllables(value)
+
+
+def test_a_free_songs_guard_gives_way_where_the_model_wants_nothing_else():
+    form = Form(FormSpec(), None, CHARS)
+    state = form.read("the stars of the stars of the ")
+    probs = torch.zeros(len(CHARS))
+    probs[CHARS.index("s")] = 1.0  # the model will have the loop
+    mask, weight, level = steer(probs, state)
+    assert level == LEVELS - 1 and mask.all() and weight == 1.0
