@@ -18,7 +18,6 @@ answered or told "busy" at once, none hanging.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -29,8 +28,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from gradio_client import Client  # noqa: E402
 
-from browser import CARDS, SONG_TEXT, chromium, open_page, set_seed  # noqa: E402
-from live_app import running_app  # noqa: E402
+from browser import CARDS, SONG_TEXT, app_in_chromium, open_page, set_seed  # noqa: E402
 from lyricgpt.sampler import DEFAULT_TEMPERATURE  # noqa: E402
 
 SONG = "I walked out in the morning rain\nAnd the wind blew cold across the plain"
@@ -126,12 +124,8 @@ def main() -> None:
     parser.add_argument("--pages", type=int, default=16)
     args = parser.parse_args()
 
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    if args.model:
-        env["LYRICGPT_MODEL"] = args.model
-    with running_app(env) as app, chromium() as browser:
-        print(f"app started in {app.startup_s:.1f} s")
-        client, page = Client(app.url, verbose=False), open_page(browser, app.url)
+    with app_in_chromium(args.model) as (app, browser, page):
+        client = Client(app.url, verbose=False)
         page.fill(SONG_TEXT, SONG)
         one_page(page, client, 1)  # warm-up: first-request costs are not writing costs
         runs = [one_page(page, client, 100 + 10 * r) for r in range(args.repeats)]

@@ -16,7 +16,6 @@ with colours on; "stopped" within 1.5 s; the tip shows.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -27,9 +26,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from gradio_client import Client  # noqa: E402
 
-from browser import (PHONE, SONG, chromium, click_generate, open_page, set_colour, set_number, set_seed,  # noqa: E402
+from browser import (PHONE, SONG, app_in_chromium, click_generate, open_page, set_colour, set_number, set_seed,  # noqa: E402
                      song_done, song_text)
-from live_app import running_app  # noqa: E402
 
 SEED_LINE, TEMPERATURE, SEED = "Down by the river", 0.7, 15
 
@@ -101,12 +99,8 @@ def main() -> None:
                         help="seconds into the song to click Stop (a 2,000-character song took under 3 s here)")
     args = parser.parse_args()
 
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    if args.model:
-        env["LYRICGPT_MODEL"] = args.model
-    with running_app(env) as app, chromium() as browser:
-        print(f"app started in {app.startup_s:.1f} s")
-        client, page = Client(app.url, verbose=False), open_page(browser, app.url)
+    with app_in_chromium(args.model) as (app, browser, page):
+        client = Client(app.url, verbose=False)
         page.fill("#seed-line textarea", SEED_LINE)
         set_number(page, "temperature", TEMPERATURE)
         set_seed(page, SEED)

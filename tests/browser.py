@@ -7,7 +7,9 @@ docs/screenshot.py.
 
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator
 
 CHROMIUM = "/usr/bin/chromium"
@@ -39,6 +41,20 @@ def open_page(browser, url: str, viewport: dict = DESKTOP, touch: bool = False):
     page.goto(url)
     page.wait_for_selector("#song")
     return page
+
+
+@contextmanager
+def app_in_chromium(model: str | None = None) -> Iterator:
+    """For a benchmark: app.py as it serves (LYRICGPT_MODEL=``model`` if given), Chromium, and a page
+    on the app: (app, browser, page)."""
+    from live_app import running_app
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent), "OMP_NUM_THREADS": "1"}
+    if model:
+        env["LYRICGPT_MODEL"] = model
+    with running_app(env) as app, chromium() as browser:
+        print(f"app started in {app.startup_s:.1f} s")
+        yield app, browser, open_page(browser, app.url)
 
 
 @contextmanager
