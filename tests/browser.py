@@ -120,16 +120,17 @@ def click_generate(page) -> None:
     page.click("#generate")
 
 
-def song_done(page, shown_chars: int, length: int, timeout_s: float = 300.0) -> float:
-    """Wait until the panel shows ``shown_chars`` characters of the new song and the status says all
-    ``length`` were written; return the seconds since the click on Generate, by the page's clock."""
+def song_done(page, shown_chars: int | None = None, timeout_s: float = 300.0) -> float:
+    """Wait until the status says the new song is over (it reached its length and finished its line, or
+    the model ended it) and the panel shows ``shown_chars`` characters of it (if given); return the
+    seconds since the click on Generate, by the page's clock."""
     return page.wait_for_function(
-        """([shown, length]) => {
+        """(shown) => {
           const status = document.querySelector('#song-status').innerText;
           const text = document.querySelector('#song .song').textContent;
-          return window.newSong && text.length === shown && status.startsWith(`${length} of ${length} characters`)
-            && (performance.now() - window.generateClickedAt) / 1000;
-        }""", arg=[shown_chars, length], polling="raf", timeout=timeout_s * 1000).json_value()
+          return window.newSong && / · (reached the length|the model ended the song)/.test(status)
+            && (shown === null || text.length === shown) && (performance.now() - window.generateClickedAt) / 1000;
+        }""", arg=shown_chars, polling="raf", timeout=timeout_s * 1000).json_value()
 
 
 # -- writing a song together
