@@ -241,11 +241,11 @@ def update_interval(engine: Engine | None) -> float:
 def stream_song(lm: LyricModel, request: Request, colour: bool = True, stop: threading.Event | None = None,
                 clock: Callable[[], float] = time.monotonic, engine: Engine | None = None) -> Iterator[Update]:
     """Yield the song as it is sampled: an Update for the first character, then at most one per
-    ``update_interval``, and one for the last. That is ``request.length`` characters, unless the model
-    ends the song first (with ``request.end_with_song``; its end, two blank lines, is not shown), or
-    ``stop`` is set or the time limit passes (the last Update's status says which). Every song keeps
-    its form (``request.form``), free songs too: out of loops, and
-    at its length it finishes its line. Each line of a rhymed song shows its rhyme letter.
+    ``update_interval``, and one for the last. That is ``request.length`` characters and on to the end
+    of the line (with ``request.end_with_song``, of the verse: ``lm.song_plan``), unless the model ends
+    the song first (its end, two blank lines, is not shown), or ``stop`` is set or the time limit
+    passes (the last Update's status says which). Every song keeps its form (``request.form``), a free
+    song too (out of loops), and each line of a rhymed song shows its rhyme letter.
 
     With an ``engine`` the song is one row of its batch; without, this generator samples it alone.
     Either way, closing the generator ends the song's work at once.
@@ -303,10 +303,9 @@ def stream_song(lm: LyricModel, request: Request, colour: bool = True, stop: thr
             if last:  # not the song's end: what was held back is part of the song
                 lyric, colours, held = lyric + held[0], colours + held[1], ("", "")
                 notes += [] if early_end else ["reached the length"]
-                notes += [f"the form relaxed at {relaxed} character(s)"] if relaxed else []
             shown = len(lyric) - len(prompt.text)
             if last or shown_n == 0 or now - last_status >= STATUS_EVERY_S:
-                status, last_status = song_status(shown, request, n / max(now - start, 1e-9), notes), now
+                status, last_status = song_status(shown, request, n / max(now - start, 1e-9), notes, relaxed), now
             # The engine's chunks come paced already; the solo path is paced here. An update always
             # brings something new, so the first one holds the first character shown.
             if last or (shown > shown_n and (shown_n == 0 or engine is not None
@@ -318,8 +317,7 @@ def stream_song(lm: LyricModel, request: Request, colour: bool = True, stop: thr
                 return
         if end is not None:  # the model ended the song: its end is what was held back
             notes.append("the model ended the song")
-            notes += [f"the form relaxed at {relaxed} character(s)"] if relaxed else []
-            status = song_status(shown, request, n / max(clock() - start, 1e-9), notes)
+            status = song_status(shown, request, n / max(clock() - start, 1e-9), notes, relaxed)
             yield Update(lyric, colours, status, added_html(shown_n, colours[shown_html:]))
     finally:
         if song is not None:
@@ -335,11 +333,13 @@ def stop_note(elapsed: float, stop: threading.Event | None) -> str | None:
     return None
 
 
-def song_status(done: int, request: Request, rate: float, notes: list[str]) -> str:
-    """A song's status line: how far it got and how fast, every setting that wrote it, and ``notes``."""
+def song_status(done: int, request: Request, rate: float, notes: list[str], relaxed: int = 0) -> str:
+    """A song's status line: how far it got and how fast, every setting that wrote it, ``notes``, and
+    at how many characters (``relaxed``) its form relaxed."""
     text = (f"{done} of {request.length} characters" if done <= request.length else
             f"{done} characters ({request.length}, then to the end of the "
             f"{'verse' if request.end_with_song else 'line'})") + f" at {rate:,.0f} chars/s"
+    notes = notes + [f"the form relaxed at {relaxed} character(s)"] if relaxed else notes
     return text + settings_text(request, f"seed {request.seed}") + "".join(f" · {note}" for note in notes)
 
 
