@@ -2,11 +2,9 @@
 
 A song written together is a ``Draft`` (lyricgpt.draft): whose each character is, and Undo's history.
 
-``write_rows`` writes several texts after the same words side by side, each with its own seed: each a
-row of the engine's batch or, without an engine, sampled alone, and a seed writes the same text either
-way (lyricgpt.batching). On it stand the ways the model writes into a draft: candidate lines
-(``offer_lines``: the i-th from the request's seed + i), for the song's next line or in place of one of
-its lines (a ``Slot``); and the song continued from all of it (``continue_song``). The model reads the
+The ways the model writes into a draft, each on ``lyricgpt.rows.write_rows`` (texts side by side):
+candidate lines (``offer_lines``: the i-th from the request's seed + i), for the song's next line or in
+place of one of its lines (a ``Slot``); and the song continued from all of it (``continue_song``). The model reads the
 last context window of the words before; the song's form (lyricgpt.form) reads all of them, so that a
 candidate keeps the scheme of the stanza it goes into.
 """
@@ -14,18 +12,17 @@ candidate keeps the scheme of the stanza it goes into.
 from __future__ import annotations
 
 import html
-import math
-import queue
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Iterator
 
 from .draft import Draft
-from .engine import Engine, EngineBusy, SongStream
+from .engine import Engine
 from .form import FormSpec
 from .lm import LyricModel
-from .sampler import VERSE_GRACE, SamplingSettings, SongEnd, Step, generate
+from .rows import Row, write_rows
+from .sampler import VERSE_GRACE, SamplingSettings, SongEnd
 from .serving import coloured, seed_notes, settings_text, song_status, spelled_seed_line, stop_note, update_interval
 from .song_request import MAX_SONG_TEXT, InputError, LinesRequest, Request, parse_line, show_value, song_lines
 
@@ -33,98 +30,6 @@ from .song_request import MAX_SONG_TEXT, InputError, LinesRequest, Request, pars
 # the corpus (99% are under 58 characters, the longest 91).
 MAX_LINE_CHARS = 80
 PAGE_CANDIDATES = 4  # the page's Next line, Four more and Rewrite each write this many
-
-
-# -- several texts after the same words, side by side
-
-
-@dataclass
-class Row:
-    """One text being written: its seed, and the model's steps so far."""
-
-    seed: int
-    steps: list[Step] = field(default_factory=list)
-    done: bool = False
-
-
-def write_rows(lm: LyricModel, prompt: list[int], seeds: Sequence[int], max_new_tokens: int,
-               settings: SamplingSettings, end: SongEnd | None, form: FormSpec,
-               engine: Engine | None = None) -> Iterator[list[Row]]:
-    """Write a text after ``prompt`` (token ids: the model reads their last context window, the form all of
-    them) for each of ``seeds``, side by side; yield the rows as they grow, the last time all done.
-
-    With an engine each is a row of its batch, and where it has places for only some, only those are
-    written (EngineBusy where it has none); without, each is sampled alone, a step of each in turn.
-    Closing the generator ends the rows' work.
-    """
-    rows = [Row(seed) for seed in seeds]
-    if engine is None:
-        yield from _alone(lm, prompt, rows, max_new_tokens, settings, end, form)
-    else:
-        yield from _batched(engine, prompt, rows, max_new_tokens, settings, end, form)
-
-
-def _alone(lm: LyricModel, prompt: list[int], rows: list[Row], max_new_tokens: int, settings: SamplingSettings,
-           end: SongEnd | None, spec: FormSpec) -> Iterator[list[Row]]:
-    form = lm.form(spec)
-    sampled = [generate(lm.model, prompt, max_new_tokens, settings.temperature, settings.top_k, settings.top_p,
-                        row.seed, end=end, form=form) for row in rows]
-    while not all(row.done for row in rows):
-        for row, steps in zip(rows, sampled):
-            step = None if row.done else next(steps, None)
-            row.done = row.done or step is None
-            row.steps += [step] if step else []
-        yield rows
-
-
-def _batched(engine: Engine, prompt: list[int], rows: list[Row], max_new_tokens: int, settings: SamplingSettings,
-             end: SongEnd | None, spec: FormSpec) -> Iterator[list[Row]]:
-    streams: list[SongStream] = []
-    for row in rows:
-        try:
-            streams.append(engine.submit(prompt, max_new_tokens, settings, row.seed, end, spec))
-        except EngineBusy:
-            if not streams:
-                raise
-            break
-    rows = rows[:len(streams)]
-    # A reader per row hands its steps to this one, which shows them all a few times a second.
-    arrived: queue.SimpleQueue = queue.SimpleQueue()
-    for i, stream in enumerate(streams):
-        threading.Thread(target=_hand_on, args=(i, stream, arrived), name="lyricgpt-row", daemon=True).start()
-
-    def take(i: int, item: list[Step] | Exception | None) -> None:
-        if isinstance(item, Exception):
-            raise item
-        rows[i].done = rows[i].done or item is None
-        rows[i].steps += item or []
-
-    try:
-        last = -math.inf
-        while not all(row.done for row in rows):
-            take(*arrived.get())  # never for ever: a stream gives up after engine.PATIENCE_S
-            # Then whatever else comes until the next update is due; the last row's end at once.
-            while not all(row.done for row in rows):
-                wait = last + update_interval(engine) - time.monotonic()
-                try:
-                    take(*(arrived.get(timeout=wait) if wait > 0 else arrived.get_nowait()))
-                except queue.Empty:
-                    break
-            last = time.monotonic()
-            yield rows
-    finally:
-        for stream in streams:
-            stream.cancel()  # a no-op for a finished row
-
-
-def _hand_on(i: int, stream: SongStream, out: queue.SimpleQueue) -> None:
-    """Put a stream's chunks on ``out`` as (i, steps), then (i, None); or (i, the error that ended it)."""
-    try:
-        for chunk in stream.chunks():
-            out.put((i, chunk))
-        out.put((i, None))
-    except Exception as e:  # noqa: BLE001 - an EngineError: the reader raises it
-        out.put((i, e))
 
 
 def model_ids(lm: LyricModel, text: str) -> list[int]:
@@ -228,7 +133,7 @@ def offer_lines(lm: LyricModel, asked: LinesRequest, line: int | None, voice: st
     # What the model reads differently, of what it reads: the last context window.
     notes = "".join(f" · {note}" for note in seed_notes(lm, place.before[-lm.context_length:], "the song"))
     for rows in write_rows(lm, model_ids(lm, place.before), seeds, MAX_LINE_CHARS, settings, line_end(lm),
-                           asked.form, engine):
+                           asked.form, engine, lambda: update_interval(engine)):
         candidates = tuple(_candidate(lm, row) for row in rows)
         busy = f" · LyricGPT is busy: {len(rows)} of {asked.count}" if len(rows) < asked.count else ""
         status = (f"Candidates for {where}: click one to {then}" if all(c.done for c in candidates) else
@@ -300,7 +205,7 @@ def continue_song(lm: LyricModel, draft: Draft, request: Request, engine: Engine
     notes = seed_notes(lm, draft.text, "the song")
     chars, sent, start = lm.tokenizer.chars, 0, time.monotonic()
     rows = write_rows(lm, model_ids(lm, draft.text), [request.seed], request.length + (VERSE_GRACE if end else 0),
-                      settings, end, request.form, engine)
+                      settings, end, request.form, engine, lambda: update_interval(engine))
     try:
         for (row,) in rows:
             new = "".join(chars[step.token] for step in row.steps)

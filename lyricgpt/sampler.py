@@ -87,6 +87,11 @@ class SongEnd:
         if self.min_new_tokens < 0:
             raise ValueError(f"min_new_tokens must be >= 0, got {self.min_new_tokens}")
 
+    def after(self, produced: int) -> SongEnd:
+        """The same end for the rest of a song that has ``produced`` new tokens already."""
+        return SongEnd(self.marker, max(0, self.min_new_tokens - produced),
+                       None if self.by is None else max(0, self.by - produced))
+
     def reached(self, recent: Sequence[int]) -> bool:
         """Whether the tokens so far (prompt included) end with the marker."""
         return tuple(recent[-len(self.marker):]) == self.marker

@@ -19,7 +19,8 @@ from .engine import Engine
 from .hub import looks_like_repo_id
 from .lm import LyricModel, load_model
 from .numbers import spell_numbers
-from .sampler import SamplingSettings, Step, generate, length_reached
+from .sampler import SamplingSettings, Step, length_reached
+from .takes import write_song
 from .song_request import Request, shorten, show_value
 
 log = logging.getLogger(__name__)
@@ -264,13 +265,8 @@ def stream_song(lm: LyricModel, request: Request, colour: bool = True, stop: thr
     state = form.read_tokens(prompt_ids)  # the song's place in its form, for the rhyme letters and the length
     scheme = request.form.rhyme
     relaxed = 0
-    if engine is not None:
-        song = engine.submit(prompt_ids, most, settings, request.seed, end, request.form)
-        chunks = song.chunks(lambda: update_interval(engine))
-    else:
-        song = None
-        chunks = ([step] for step in generate(lm.model, prompt_ids, most, request.temperature,
-                                              request.top_k, request.top_p, request.seed, end=end, form=form))
+    chunks = write_song(lm, prompt_ids, most, settings, request.seed, end, request.form, request.takes, engine,
+                        lambda: update_interval(engine))
     # Line breaks are held back (as text and as HTML) until a character follows them: they may be the
     # start of the song's end, which is not shown. So the page's song only ever grows.
     held = ("", "")
@@ -320,8 +316,7 @@ def stream_song(lm: LyricModel, request: Request, colour: bool = True, stop: thr
             status = song_status(shown, request, n / max(clock() - start, 1e-9), notes, relaxed)
             yield Update(lyric, colours, status, added_html(shown_n, colours[shown_html:]))
     finally:
-        if song is not None:
-            song.cancel()  # a no-op for a finished song; frees the row of one that was stopped or closed
+        chunks.close()  # ends the song's work at once: frees its rows in the engine
 
 
 def stop_note(elapsed: float, stop: threading.Event | None) -> str | None:
@@ -350,4 +345,7 @@ def settings_text(request, seeds: str) -> str:
     text = f" · temperature {request.temperature:g} · top-k {request.top_k or 'off'}"
     text += f" · top-p {'off' if request.top_p is None else f'{request.top_p:g}'}"
     text += f" · {seeds}" if request.temperature > 0 else ""
-    return text + (f" · form: {request.form.describe()}" if not request.form.free else "")
+    if request.form.free:
+        return text
+    takes = getattr(request, "takes", 1)  # a LinesRequest's candidates are one take each
+    return text + f" · form: {request.form.describe()}" + (f", best of {takes} takes a line" if takes > 1 else "")

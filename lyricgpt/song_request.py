@@ -12,6 +12,7 @@ from typing import Iterable, Mapping
 
 from .form import FormError, FormSpec, parse_rhyme, parse_syllables
 from .sampler import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, LINE_GRACE, VERSE_GRACE
+from .takes import MAX_TAKES
 
 MAX_LENGTH = 2000          # characters per song: bounds the work one request can ask for
 MAX_TEMPERATURE = 2.0      # above this the samples are noise
@@ -31,6 +32,9 @@ DEFAULT_FORM = FormSpec()  # the page's starting form
 # The page's starting form, and a request's where it names none: a free song, for now (the default
 # is to be chosen by measuring the songs: issue 33).
 DEFAULT_RHYME, DEFAULT_SYLLABLES, DEFAULT_REAL_WORDS = "none", "0", False
+# Takes of each line for a song with a form (lyricgpt.takes): with 4, rhymed songs read as naturally as
+# free ones (docs/forms.md). A link without the key was written before takes were: 1, as it was then.
+DEFAULT_TAKES, LINK_TAKES = 4, 1
 RANDOM_SEED_WORDS = {"", "random", "randomize", "randomise"}
 SWITCH_WORDS = {"true": True, "on": True, "yes": True, "1": True, "false": False, "off": False, "no": False, "0": False}
 
@@ -51,12 +55,14 @@ class Request:
     seed: int
     end_with_song: bool = True  # the song ends where the model ends it, or at ``length``
     form: FormSpec = FormSpec()  # its rhyme scheme, syllables and words (lyricgpt.form)
+    takes: int = DEFAULT_TAKES  # of each line, the best kept (lyricgpt.takes); a free song is written in one
 
 
 def parse_request(seed_line: object, temperature: object, length: object, top_k: object = 0,
                   top_p: object = 1.0, seed: object = "", vocab_size: int = 10_000,
                   end_with_song: object = True, rhyme: object = DEFAULT_RHYME,
-                  syllables: object = DEFAULT_SYLLABLES, real_words: object = DEFAULT_REAL_WORDS) -> Request:
+                  syllables: object = DEFAULT_SYLLABLES, real_words: object = DEFAULT_REAL_WORDS,
+                  takes: object = DEFAULT_TAKES) -> Request:
     """Check every setting (API callers skip the sliders' limits); raise InputError saying what is wrong.
 
     ``top_k=0`` and ``top_p=1`` mean "off"; a blank seed (or "randomize") draws a fresh one.
@@ -64,7 +70,8 @@ def parse_request(seed_line: object, temperature: object, length: object, top_k:
     seed_line = parse_text(seed_line, "the seed line")
     length = _whole(length, "length", 1, MAX_LENGTH)
     return Request(seed_line, length, *_sampling(temperature, top_k, top_p, vocab_size), _seed(seed),
-                   _switch(end_with_song, "end with the song"), parse_form(rhyme, syllables, real_words))
+                   _switch(end_with_song, "end with the song"), parse_form(rhyme, syllables, real_words),
+                   _whole(takes, "takes", 1, MAX_TAKES))
 
 
 def _sampling(temperature: object, top_k: object, top_p: object,
@@ -107,11 +114,11 @@ def parse_lines_request(text: object, count: object, temperature: object, top_k:
 def parse_continue(text: object, temperature: object, length: object, top_k: object = 0, top_p: object = 1.0,
                    seed: object = "", vocab_size: int = 10_000, end_with_song: object = True,
                    rhyme: object = DEFAULT_RHYME, syllables: object = DEFAULT_SYLLABLES,
-                   real_words: object = DEFAULT_REAL_WORDS) -> Request:
+                   real_words: object = DEFAULT_REAL_WORDS, takes: object = DEFAULT_TAKES) -> Request:
     """A song continued from the whole of ``text`` (its ``seed_line``), checked as parse_request checks a song."""
     text = parse_song_text(text)
     return replace(parse_request("", temperature, length, top_k, top_p, seed, vocab_size, end_with_song, rhyme,
-                                 syllables, real_words), seed_line=text)
+                                 syllables, real_words, takes), seed_line=text)
 
 
 def parse_song_text(value: object) -> str:
@@ -231,7 +238,8 @@ def _seed(value: object) -> int:
 
 # A song's link: the page's address with these query keys (and ``end=off`` when "End with the song" was
 # off; ``rhyme``, ``syllables`` and ``words=on`` for a song with a form).
-LINK_KEYS = ("line", "temperature", "length", "top_k", "top_p", "seed", "voice", "rhyme", "syllables", "words")
+LINK_KEYS = ("line", "temperature", "length", "top_k", "top_p", "seed", "voice", "rhyme", "syllables", "words",
+             "takes")
 
 
 def song_settings(request: Request, voice: str | None = None) -> dict[str, str]:
@@ -248,6 +256,7 @@ def song_settings(request: Request, voice: str | None = None) -> dict[str, str]:
     settings["rhyme"] = form.rhyme or "none"
     settings["syllables"] = ",".join(map(str, form.syllables)) or "0"
     settings["words"] = "on" if form.real_words else "off"
+    settings["takes"] = str(request.takes)
     return settings
 
 
@@ -278,7 +287,7 @@ def read_link(query: Mapping[str, str], vocab_size: int) -> Request | None:
                          query.get("length", DEFAULT_LENGTH), query.get("top_k", 0), query.get("top_p", DEFAULT_TOP_P),
                          query.get("seed", ""), vocab_size, query.get("end", True),
                          query.get("rhyme", DEFAULT_RHYME), query.get("syllables", DEFAULT_SYLLABLES),
-                         query.get("words", DEFAULT_REAL_WORDS))
+                         query.get("words", DEFAULT_REAL_WORDS), query.get("takes", LINK_TAKES))
 
 
 def keepsake(request: Request, song: str, voice: str | None = None, link: str | None = None) -> str:

@@ -384,8 +384,8 @@ def test_the_file_holds_a_header_that_writes_the_song_again_then_the_song():
     header, song = text.split("\n\n", 1)
     fields = dict(line.split(": ", 1) for line in header.splitlines()[1:])
     assert fields == {"line": '"Two\\nlines"', "temperature": "0.7", "length": "500", "top_k": "0", "top_p": "1.0",
-                      "seed": "99", "voice": "Folk", "rhyme": "none", "syllables": "0", "words": "off", "end": "on",
-                      "link": "http://h/?line=x"}
+                      "seed": "99", "voice": "Folk", "rhyme": "none", "syllables": "0", "words": "off", "takes": "4",
+                      "end": "on", "link": "http://h/?line=x"}
     assert song == "Two\nlines and a song\n"
     assert keepsake_name(r) == "two-lines-seed-99.txt" and keepsake_name(request(seed_line="", seed=1)) == "song-seed-1.txt"
 
