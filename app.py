@@ -36,11 +36,13 @@ from lyricgpt.sampler import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
 from lyricgpt.request_limits import RequestLimits
 from lyricgpt.serving import PAGE_CSS, legend, markdown_text, seed_notes, stream_song
 from lyricgpt.form import SCHEMES
-from lyricgpt.song_request import (DEFAULT_LENGTH, DEFAULT_REAL_WORDS, DEFAULT_RHYME, DEFAULT_SYLLABLES, MAX_LENGTH,
+from lyricgpt.song_request import (DEFAULT_LENGTH, DEFAULT_REAL_WORDS, DEFAULT_RHYME, DEFAULT_SYLLABLES,
+                                   DEFAULT_TAKES, MAX_LENGTH,
                                    MAX_SONG_TEXT, MAX_TEMPERATURE, MAX_TEXT, InputError, keepsake, keepsake_name,
                                    link_query, parse_continue, parse_line, parse_lines_request, parse_look,
                                    parse_request, parse_song_text, parse_text, read_link, shorten, show_value,
                                    song_link, song_settings)
+from lyricgpt.takes import MAX_TAKES
 from lyricgpt.voices import find_voice, load_voices, model_line
 
 ROOT = Path(__file__).resolve().parent
@@ -154,13 +156,13 @@ def user_error(message: str) -> gr.Error:
     return popup(message)
 
 
-def check(seed_line, temperature, length, top_k, top_p, seed, voice, rhyme, syllables, real_words,
+def check(seed_line, temperature, length, top_k, top_p, seed, voice, rhyme, syllables, real_words, takes,
           request: gr.Request) -> None:
     """Check the settings before the song starts, so that a bad one leaves the page as it was."""
     try:
         vocab_size = find_voice(VOICES, voice).lm.tokenizer.vocab_size
         parse_request(seed_line, temperature, length, top_k, top_p, seed, vocab_size, rhyme=rhyme,
-                      syllables=syllables, real_words=real_words)
+                      syllables=syllables, real_words=real_words, takes=takes)
     except InputError as e:
         STOP_SWITCHES.pop(request.session_hash, None)  # no song will come to clear it
         raise user_error(str(e)) from None
@@ -170,18 +172,19 @@ BUSY = "LyricGPT is busy: every place is taken. Please try again in a minute."
 
 
 def generate(seed_line, temperature, length, top_k, top_p, seed, colour, voice, end_with_song, rhyme, syllables,
-             real_words, request: gr.Request):
+             real_words, takes, request: gr.Request):
     """Stream a song: yields (seed line as read + new characters, the coloured HTML of the characters new
     in this update, status), and for the page what wrote it (request, voice, song so far, its HTML). Its form:
     ``rhyme`` a scheme (AABB) or its name (couplets, none), ``syllables`` "0" (free), "8" or "8,6",
-    ``real_words`` a switch."""
+    ``real_words`` a switch; ``takes`` (1 to 8) the takes of each line of a song with a form, the best kept
+    (it then streams a line at a time; a free song is written in one take)."""
     armed = STOP_SWITCHES.get(request.session_hash)  # None for API callers: they cancel the job instead
     switch = armed[0] if armed else None
     status = ""
     try:
         singer = find_voice(VOICES, voice)
         settings = parse_request(seed_line, temperature, length, top_k, top_p, seed, singer.lm.tokenizer.vocab_size,
-                                 end_with_song, rhyme, syllables, real_words)
+                                 end_with_song, rhyme, syllables, real_words, takes)
         for update in stream_song(singer.lm, settings, colour=bool(colour), stop=switch, engine=ENGINES[singer.name]):
             # The page appends each update's new part.
             status = update.status
@@ -201,7 +204,7 @@ def generate(seed_line, temperature, length, top_k, top_p, seed, colour, voice, 
 
 
 def generate_bigram(seed_line, temperature, length, top_k, top_p, seed, compare, voice, end_with_song, rhyme,
-                    syllables, real_words, request: gr.Request):
+                    syllables, real_words, takes, request: gr.Request):
     """The same first line, settings and form, written by the voice's bigram baseline (when the switch is on)."""
     try:
         bigram = find_voice(VOICES, voice).baseline().lm if compare else None
@@ -209,7 +212,7 @@ def generate_bigram(seed_line, temperature, length, top_k, top_p, seed, compare,
             yield ""
             return
         settings = parse_request(seed_line, temperature, length, top_k, top_p, seed, bigram.tokenizer.vocab_size,
-                                 end_with_song, rhyme, syllables, real_words)
+                                 end_with_song, rhyme, syllables, real_words, takes)
     except InputError as e:
         raise user_error(str(e)) from None
     for update in stream_song(bigram, settings, colour=False, stop=(STOP_SWITCHES.get(request.session_hash) or (None,))[0]):
@@ -238,11 +241,11 @@ def open_link(request: gr.Request):
     except InputError as e:
         raise user_error(f"This link cannot write a song: {e}") from None
     if asked is None:
-        return (gr.skip(),) * 12
+        return (gr.skip(),) * 13
     written = song_settings(asked)  # the form as the form's controls take it
     return (asked.seed_line, asked.temperature, asked.length, asked.top_k or 0, asked.top_p or 1.0,
             str(asked.seed) if "seed" in query else "randomize", singer.name, asked.end_with_song,
-            written["rhyme"], written["syllables"], asked.form.real_words, 1)
+            written["rhyme"], written["syllables"], asked.form.real_words, asked.takes, 1)
 
 
 SONG_FILES = Path(tempfile.mkdtemp(prefix="lyricgpt-songs-"))  # each song's file, until gradio has copied it
@@ -388,7 +391,8 @@ def continue_writing(text, temperature, length, top_k, top_p, seed, voice, end_w
         with told_why("the song could not go on"):
             singer = find_voice(VOICES, voice)
             asked = parse_continue(text, temperature, length, top_k, top_p, seed, singer.lm.tokenizer.vocab_size,
-                                   end_with_song, rhyme, syllables, real_words)
+                                   end_with_song, rhyme, syllables, real_words,
+                                   1)  # cowrite.continue_song writes one take: its status must not say more
             draft = history.draft.edited(asked.seed_line)
             for update in cowrite.continue_song(singer.lm, draft, asked, ENGINES[singer.name], armed and armed[0]):
                 if update.draft is None:
@@ -528,6 +532,10 @@ with Studio(title="LyricGPT") as demo:
                                             elem_id="syllables")
                 real_words = gr.Checkbox(value=DEFAULT_REAL_WORDS, label="Real words only",
                                          info="every word one the voice knows from its songs", elem_id="real-words")
+                takes = gr.Slider(1, MAX_TAKES, value=DEFAULT_TAKES, step=1, label="Takes of each line",
+                                  info="for a song with a form: the best of this many takes of each line is kept "
+                                       "(the song then shows a line at a time); 1 writes it a character at a time",
+                                  elem_id="takes")
             with gr.Accordion("Advanced", open=False):
                 top_k = gr.Slider(0, VOICES[0].lm.tokenizer.vocab_size, value=0, step=1, label="Top-k",
                                   info="sample only from the k likeliest characters (0 = off)", elem_id="top-k")
@@ -594,16 +602,17 @@ with Studio(title="LyricGPT") as demo:
 
     inputs = [seed_line, temperature, length, top_k, top_p, seed]
     form = [rhyme, syllables, real_words]  # after every other setting: /generate's parameters keep their places
+    song_form = form + [takes]  # a whole song's form: /lines and /rewrite write candidates of one take each
     # A song starts from Generate, Enter in the first line, "Write another" or a link.
     checked = gr.on([generate_btn.click, seed_line.submit, another_btn.click, opened.change], start_song, seed,
                     [seed, stop_btn], queue=False, api_visibility="private", show_progress="hidden").then(
-        check, inputs + [voice] + form, None, api_visibility="private", show_progress="hidden")  # queued: its error shows as a toast
+        check, inputs + [voice] + song_form, None, api_visibility="private", show_progress="hidden")  # queued: its error shows as a toast
     checked.failure(stop_idle, None, stop_btn, queue=False, api_visibility="private", show_progress="hidden")
     checked.success(show_singer, [voice, compare], [song, gpt_label, bigram_label], queue=False,
                     api_visibility="private", show_progress="hidden")
     checked.success(lambda: ("", gr.DownloadButton(value=None, interactive=False)), None, [share, download],
                     queue=False, api_visibility="private", show_progress="hidden")  # until the new song is written
-    sung = checked.success(generate, inputs + [colour, voice, end_with_song] + form, [lyric, song, status, kept],
+    sung = checked.success(generate, inputs + [colour, voice, end_with_song] + song_form, [lyric, song, status, kept],
                            api_name="generate", api_visibility="public",
                            show_progress="hidden",  # the status says how it goes; no red "Error" over the song
                            concurrency_limit=2 * (BATCH + WAITING),  # the engine, not gradio's queue, decides who waits
@@ -611,10 +620,10 @@ with Studio(title="LyricGPT") as demo:
     sung.success(keep, [kept, history, song_text], [share, download, history, song_text], api_visibility="private",
                  show_progress="hidden")
     sung.then(stop_idle, None, stop_btn, queue=False, api_visibility="private", show_progress="hidden")
-    checked.success(generate_bigram, inputs + [compare, voice, end_with_song] + form, bigram_song,
+    checked.success(generate_bigram, inputs + [compare, voice, end_with_song] + song_form, bigram_song,
                     api_visibility="private",
                     preprocess=False, concurrency_limit=2 * (BATCH + WAITING))
-    demo.load(open_link, None, inputs + [voice, end_with_song] + form + [opened], api_visibility="private",
+    demo.load(open_link, None, inputs + [voice, end_with_song] + song_form + [opened], api_visibility="private",
               show_progress="hidden")
     compare.change(lambda on, name: (gr.Column(visible=on), find_voice(VOICES, name).baseline().note if on else ""),
                    [compare, voice], [bigram_column, bigram_label], api_visibility="private")

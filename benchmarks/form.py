@@ -9,9 +9,11 @@ Samples --songs songs for each column at the page's defaults (temperature sample
 top-k and top-p off, "End with the song" on, a length of --length characters planned as the page plans
 it (``lm.song_plan``: past it a song ends at its next stanza break), seeds 0, 1, ..., first lines
 serving.EXAMPLE_LINES in turn), every column from the same seeds and first lines, through the engine
-(``lyricgpt.engine.Engine``, one torch thread) as the page writes them. The columns: the held-out
-songs of the corpus (split as train.py split them: the human baseline), free songs (``FormSpec()``,
-the page's free song), and each form. Then it judges every column alike, with judges that are not
+(``lyricgpt.engine.Engine``, one torch thread) as the page writes them (``lyricgpt.takes.write_song``: a
+song with a form a line at a time, the best of --takes takes of each line, as the page's default; the
+columns "1 take" show the character-level form alone), every song at once, each in a thread. The
+columns: the held-out songs of the corpus (split as train.py split them: the human baseline), free
+songs (``FormSpec()``, the page's free song), and each form. Then it judges every column alike, with judges that are not
 the form's own:
 
 - rhyme: two lines rhyme when their last words are two different words that share a rhyming part
@@ -30,6 +32,7 @@ the form's own:
 - what the form did: characters where it relaxed (``Step.relaxed``) per 1,000, and where it left the
   model less than half its probability (the page marks those as steered).
 - speed: milliseconds per character through the engine, 1 song and 16 songs at once (seeds 0-15,
+  a song's takes being rows of the batch too,
   "End with the song" off so that every song writes --speed-chars characters), each form against
   free songs, interleaved and the median of --repeats; by the wall clock and by the CPU time of the
   engine's process (on a machine shared with other work, the steadier of the two).
@@ -50,6 +53,7 @@ import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,20 +72,25 @@ from lyricgpt.form import FormSpec  # noqa: E402
 from lyricgpt.lexicon import MIN_KNOWN  # noqa: E402
 from lyricgpt.sampler import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, SamplingSettings  # noqa: E402
 from lyricgpt.serving import EXAMPLE_LINES  # noqa: E402
+from lyricgpt.song_request import DEFAULT_TAKES  # noqa: E402
+from lyricgpt.takes import write_song  # noqa: E402
 
 PPMD = next(iter(COMPRESSORS))  # "7z PPMd (o=12, 256 MB)"
 WORD = re.compile(r"[A-Za-z']+")
 STEERED = 0.5  # as the page: a character where the form left the model less than this
-# The columns after the human songs: a label and the form (real words on with every scheme).
+# The columns after the human songs: a label, the form (real words on with every scheme) and its takes of
+# each line (None: the page's, --takes); the character-level form alone (1 take) beside the page's.
 FORMS = [
-    ("free", FormSpec()),
-    ("AABB", FormSpec(rhyme="AABB", real_words=True)),
-    ("ABAB", FormSpec(rhyme="ABAB", real_words=True)),
-    ("ABCB", FormSpec(rhyme="ABCB", real_words=True)),
-    ("AABBA", FormSpec(rhyme="AABBA", real_words=True)),
-    ("syllables 8", FormSpec(syllables=(8,))),
-    ("ABCB, 8,6", FormSpec(rhyme="ABCB", syllables=(8, 6), real_words=True)),
-    ("real words", FormSpec(real_words=True)),
+    ("free", FormSpec(), None),
+    ("AABB", FormSpec(rhyme="AABB", real_words=True), None),
+    ("ABAB", FormSpec(rhyme="ABAB", real_words=True), None),
+    ("ABCB", FormSpec(rhyme="ABCB", real_words=True), None),
+    ("AABBA", FormSpec(rhyme="AABBA", real_words=True), None),
+    ("syllables 8", FormSpec(syllables=(8,)), None),
+    ("ABCB, 8,6", FormSpec(rhyme="ABCB", syllables=(8, 6), real_words=True), None),
+    ("real words", FormSpec(real_words=True), None),
+    ("AABB, 1 take", FormSpec(rhyme="AABB", real_words=True), 1),
+    ("ABCB, 1 take", FormSpec(rhyme="ABCB", real_words=True), 1),
 ]
 HUMAN = "human (held-out)"
 
@@ -184,6 +193,7 @@ class Tally:
 class Column:
     label: str
     spec: FormSpec | None  # None: the human songs
+    takes: int = 1  # of each line (lyricgpt.takes)
     songs: list[Song] = field(default_factory=list)
     ppmd: float = float("nan")
 
@@ -227,6 +237,8 @@ def judge(column: Column, lexicon: dict[str, int]) -> dict[str, str]:
     mid_line = sum(not s.ended and not s.text.endswith("\n") for s in column.songs)
     ended = sum(s.ended for s in column.songs)
     rows = {
+        "takes of each line (lyricgpt.takes; a free song is written in one)":
+            ("1" if spec.free else str(column.takes)) if generated else "-",
         "songs (those that ended at a song's end, not cut)": f"{len(column.songs)}"
                                                              + (f" ({ended})" if generated else ""),
         "songs that stopped mid-line (at the length)": f"{mid_line}" if generated else "-",
@@ -255,9 +267,29 @@ def prompt_of(lm, line: str) -> list[int]:
     return lm.read_prompt(line).ids or lm.start_ids()
 
 
-def sample(engine: Engine, lm, columns: list[Column], songs: int, length: int, settings: SamplingSettings) -> None:
-    """Every generated column's songs, all queued at once (a seeded song writes the same text in any batch)."""
+def write(engine: Engine, lm, song: Song, prompt: list[int], most: int, settings: SamplingSettings,
+          end, spec: FormSpec | None, takes: int) -> None:
+    """Write one song as the page does (``lyricgpt.takes.write_song``), into ``song``."""
     chars = lm.tokenizer.chars
+    for chunk in write_song(lm, prompt, most, settings, song.seed, end, spec, takes, engine):
+        for step in chunk:
+            song.text += chars[step.token]
+            song.steps += 1
+            song.relaxed += step.relaxed > 0
+            song.steered += step.form_weight < STEERED
+    if song.text.endswith(SONG_BREAK):
+        song.text, song.ended = song.text[:-len(SONG_BREAK)], True
+
+
+def side_by_side(jobs: list[tuple]) -> None:
+    """Run ``write`` for every job at once, each in a thread, as the page's visitors would."""
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        for future in [pool.submit(write, *job) for job in jobs]:
+            future.result()
+
+
+def sample(engine: Engine, lm, columns: list[Column], songs: int, length: int, settings: SamplingSettings) -> None:
+    """Every generated column's songs, all at once (a seeded song writes the same text in any batch)."""
     end, most = lm.song_plan(length, True)  # as the page: at its length, a song ends at its next stanza break
     jobs = []
     for column in columns:
@@ -265,15 +297,8 @@ def sample(engine: Engine, lm, columns: list[Column], songs: int, length: int, s
             line = EXAMPLE_LINES[seed % len(EXAMPLE_LINES)]
             song = Song(line, seed, lm.read_prompt(line).text)
             column.songs.append(song)
-            jobs.append((song, engine.submit(prompt_of(lm, line), most, settings, seed, end, column.spec)))
-    for song, stream in jobs:
-        for step in stream:
-            song.text += chars[step.token]
-            song.steps += 1
-            song.relaxed += step.relaxed > 0
-            song.steered += step.form_weight < STEERED
-        if song.text.endswith(SONG_BREAK):
-            song.text, song.ended = song.text[:-len(SONG_BREAK)], True
+            jobs.append((engine, lm, song, prompt_of(lm, line), most, settings, end, column.spec, column.takes))
+    side_by_side(jobs)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -282,16 +307,17 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def time_songs(engine: Engine, lm, spec: FormSpec | None, songs: int, chars: int,
+def time_songs(engine: Engine, lm, spec: FormSpec, takes: int, songs: int, chars: int,
                settings: SamplingSettings) -> tuple[float, float]:
     """Milliseconds per character written, ``songs`` songs at once (seeds 0, 1, ...), no song end: by
     the wall clock, and by the engine process's CPU time (which other processes on a shared machine
     disturb less)."""
     pid = engine._process.pid  # the engine's process (lyricgpt.engine.serve), read through /proc
     start, cpu = time.perf_counter(), cpu_seconds(pid)
-    streams = [engine.submit(prompt_of(lm, EXAMPLE_LINES[seed % len(EXAMPLE_LINES)]), chars, settings, seed,
-                             None, spec) for seed in range(songs)]
-    written = sum(sum(len(chunk) for chunk in stream.chunks()) for stream in streams)
+    timed = [Song("", seed) for seed in range(songs)]
+    side_by_side([(engine, lm, song, prompt_of(lm, EXAMPLE_LINES[song.seed % len(EXAMPLE_LINES)]), chars, settings,
+                   None, spec, takes) for song in timed])
+    written = sum(song.steps for song in timed)
     return (time.perf_counter() - start) * 1000 / written, (cpu_seconds(pid) - cpu) * 1000 / written
 
 
@@ -348,6 +374,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-speed", action="store_true", help="leave out the speed runs")
     parser.add_argument("--show", type=int, default=1, help="print this many songs of each generated column")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 2 songs, 200 characters, 4 human songs")
+    parser.add_argument("--takes", type=int, default=DEFAULT_TAKES,
+                        help="takes of each line for the forms' columns (the page's: %(default)s)")
     args = parser.parse_args(argv)
     if args.quick:
         args.songs, args.human, args.length, args.speed_chars, args.repeats = 2, 4, 200, 60, 1
@@ -359,10 +387,12 @@ def main(argv: list[str] | None = None) -> None:
     lm = load_model(args.model)
     lexicon = lm.lexicon
     settings = SamplingSettings(DEFAULT_TEMPERATURE, None, None if DEFAULT_TOP_P >= 1 else DEFAULT_TOP_P)
-    columns = [Column(HUMAN, None, held_out_songs(args.data, lm, args.human, args.length))]
-    columns += [Column(label, spec) for label, spec in FORMS]
+    columns = [Column(HUMAN, None, songs=held_out_songs(args.data, lm, args.human, args.length))]
+    forms = [(label, spec, args.takes if takes is None else takes) for label, spec, takes in FORMS]
+    columns += [Column(label, spec, takes) for label, spec, takes in forms]
     t = time.monotonic()
-    engine = Engine(lm.model, max_batch=16, max_waiting=len(FORMS) * args.songs + 16, threads=1,
+    # Room for 16 songs' takes at once: the speed runs' most.
+    engine = Engine(lm.model, max_batch=16 * args.takes, max_waiting=100_000, threads=1,
                     lexicon=lexicon, chars=lm.tokenizer.chars)
     started_s = time.monotonic() - t
     try:
@@ -374,16 +404,16 @@ def main(argv: list[str] | None = None) -> None:
         if not args.no_speed:
             runs: dict[tuple[int, str], list[tuple[float, float]]] = {}
             for n in (1, 16):  # once untimed: the engine builds each form's tries as it first meets them
-                for label, spec in FORMS:
-                    time_songs(engine, lm, spec, n, min(args.speed_chars, 60), settings)
+                for label, spec, takes in forms:
+                    time_songs(engine, lm, spec, takes, n, min(args.speed_chars, 60), settings)
             for repeat in range(args.repeats):  # interleaved, in a turning order: a drift touches all alike
                 for n in (1, 16):
-                    order = FORMS[repeat % len(FORMS):] + FORMS[:repeat % len(FORMS)]
-                    for label, spec in order:
-                        runs.setdefault((n, label), []).append(time_songs(engine, lm, spec, n, args.speed_chars,
+                    order = forms[repeat % len(forms):] + forms[:repeat % len(forms)]
+                    for label, spec, takes in order:
+                        runs.setdefault((n, label), []).append(time_songs(engine, lm, spec, takes, n, args.speed_chars,
                                                                           settings))
             speed = {n: {label: (statistics.median(w for w, _ in runs[n, label]),
-                                 statistics.median(c for _, c in runs[n, label])) for label, _ in FORMS}
+                                 statistics.median(c for _, c in runs[n, label])) for label, _, _ in forms}
                      for n in (1, 16)}
         speed_s = time.monotonic() - t
     finally:
@@ -398,7 +428,8 @@ def main(argv: list[str] | None = None) -> None:
 
     print(f"model {args.model}; {args.songs} songs a column at temperature {settings.temperature:g}, top-k off, "
           f"top-p {settings.top_p or 'off'}, 'End with the song' on, length {args.length} (lm.song_plan, as the "
-          f"page); seeds 0-{args.songs - 1}, first lines {EXAMPLE_LINES} in turn; through the engine, 1 torch "
+          f"page); seeds 0-{args.songs - 1}, first lines {EXAMPLE_LINES} in turn; {args.takes} takes of each line "
+          f"with a form (but the '1 take' columns); through the engine, 1 torch "
           f"thread (the engine started in {started_s:.0f} s, sampled in {sampled_s:.0f} s, speed runs {speed_s:.0f} s, "
           f"PPMd {ppmd_s:.0f} s)")
     print(f"human: the first {len(columns[0].songs)} held-out songs of {args.data} (4+ lines, as train.py split "
@@ -408,7 +439,7 @@ def main(argv: list[str] | None = None) -> None:
           f"{MIN_KNOWN}+ times in {', '.join(lexicon.sources) or 'the CMU dictionary'} (held-out songs included); "
           f"PPMd given the training songs of {args.data}")
     if speed:
-        print(f"speed: through the engine (max batch 16, 1 thread), {args.speed_chars} characters a song, "
+        print(f"speed: through the engine (max batch {16 * args.takes}, 1 thread), {args.speed_chars} characters a song, "
               f"'End with the song' off, median of {args.repeats}, forms interleaved; free = FormSpec() "
               f"(the page's free song); this machine is shared, so ratios are noisy")
     print(f"code: {sources} (sha-256)")

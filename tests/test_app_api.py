@@ -2,7 +2,8 @@
 
 Pins: one public endpoint with the documented parameters; the lyric streams (the first character
 at once, then in updates of several) and equals what the sampler writes in-process with
-the same settings, a song's form too (rhyme, syllables, real words); every bad setting gets a
+the same settings, a song's form too (rhyme, syllables, real words), and with several takes of each
+line the song lyricgpt.takes writes alone; every bad setting gets a
 message (no traceback, no server path) and the app keeps serving; concurrent streams all finish; the bundled model is served when LYRICGPT_MODEL is unset;
 a second voice sings, looks inside and compares with its own bigram through the same endpoints.
 """
@@ -30,7 +31,11 @@ from lyricgpt.data import SONG_BREAK
 from lyricgpt.explain import next_char_odds
 from lyricgpt.request_limits import MAX_BODY, MAX_URL
 from lyricgpt.form import FormSpec, parse_rhyme, parse_syllables
-from lyricgpt.song_request import DEFAULT_REAL_WORDS, DEFAULT_RHYME, DEFAULT_SYLLABLES, MAX_LINK, MAX_TEXT
+from lyricgpt.sampler import SamplingSettings
+from lyricgpt.serving import stream_song
+from lyricgpt.song_request import (DEFAULT_REAL_WORDS, DEFAULT_RHYME, DEFAULT_SYLLABLES, DEFAULT_TAKES, MAX_LINK,
+                                   MAX_TEXT, parse_request)
+from lyricgpt.takes import write_song
 
 SEED_LINE = "Hello darkness, my old friend"
 
@@ -69,10 +74,10 @@ def test_public_endpoints_with_the_settings_as_parameters(client):
     assert all(p["parameter_has_default"] for p in params[3:])
     # New ones come last, so that a caller's positional values keep their meaning.
     named = {p["parameter_name"]: p["parameter_default"] for p in params}
-    assert list(named)[-5:] == ["voice", "end_with_song", "rhyme", "syllables", "real_words"]
+    assert list(named)[-6:] == ["voice", "end_with_song", "rhyme", "syllables", "real_words", "takes"]
     assert named["voice"].endswith("tiny-model0") and named["end_with_song"] is True
-    assert (named["rhyme"], named["syllables"], named["real_words"]) == (DEFAULT_RHYME, DEFAULT_SYLLABLES,
-                                                                         DEFAULT_REAL_WORDS)
+    assert (named["rhyme"], named["syllables"], named["real_words"], named["takes"]) == (
+        DEFAULT_RHYME, DEFAULT_SYLLABLES, DEFAULT_REAL_WORDS, DEFAULT_TAKES)
 
 
 def test_lyric_streams_as_the_sampler_writes_it(client, tiny_lm):
@@ -162,10 +167,10 @@ def raw_call(url: str, body: str, endpoint: str = "generate") -> tuple[str, obje
 
 
 @pytest.mark.parametrize("position, name", [(1, "temperature"), (2, "length"), (3, "top-k"), (4, "top-p"),
-                                            (5, "seed")])
+                                            (5, "seed"), (12, "takes")])
 @pytest.mark.parametrize("value", ["NaN", "Infinity"])
 def test_nan_and_infinity_get_a_message(app, position, name, value):
-    settings = ['"hi"', "0.8", "10", "0", "1.0", '""', "true", '""', "true", '"none"', '"0"', "false"]
+    settings = ['"hi"', "0.8", "10", "0", "1.0", '""', "true", '""', "true", '"none"', '"0"', "false", "4"]
     settings[position] = value
     event, data = raw_call(app.url, '{"data": [%s]}' % ", ".join(settings))
     assert event == "error" and name in data["error"]
@@ -263,10 +268,10 @@ def test_a_seeded_song_with_a_form_is_the_one_the_sampler_writes(client, tiny_lm
     form = FormSpec(parse_rhyme(rhyme), parse_syllables(syllables), real_words is True or real_words == "on")
     # To its length, then the end of the line (the song's own end is another matter: test_serving.py).
     lyric, _, status = stream(client, SEED_LINE, 0.8, length, seed="5", end_with_song=False, rhyme=rhyme,
-                              syllables=syllables, real_words=real_words)[-1]
-    # The engine and the sampler agree.
+                              syllables=syllables, real_words=real_words, takes=1)[-1]
+    # The engine and the sampler agree: one take, one row, as before takes were.
     assert lyric == SEED_LINE + "".join(tiny_lm.stream(SEED_LINE, length, 0.8, seed=5, form=form))
-    assert f" · form: {form.describe()}" in status
+    assert status.split(" · form: ")[1].startswith(f"{form.describe()} · ")  # no takes named
     # Stanzas of a line a letter, the first line the person's; the last may be cut short by the length.
     stanzas = lyric.rstrip("\n").split("\n\n")
     assert len(stanzas) >= 2 and all(len(s.split("\n")) == len(form.rhyme) for s in stanzas[:-1]), lyric
@@ -289,6 +294,57 @@ def test_a_bad_form_gets_a_message_naming_the_setting_and_the_app_keeps_serving(
     assert lyric.startswith(SEED_LINE) and len(lyric) >= len(SEED_LINE) + 5
     refused = re.findall(r"request refused: .*", app.log())
     assert refused and setting in refused[-1] and "Traceback" not in app.log()
+
+
+def written_in_takes(lm, seed_line: str, length: int, temperature: float, seed: int, form: FormSpec,
+                     takes: int) -> str:
+    """The seed line as the model reads it, then what lyricgpt.takes.write_song writes alone, with no engine
+    (with "End with the song" off: to the length, then the end of the line)."""
+    prompt = lm.read_prompt(seed_line)
+    end, most = lm.song_plan(length, False)
+    lines = write_song(lm, prompt.ids or lm.start_ids(), most, SamplingSettings(temperature), seed, end, form, takes)
+    return prompt.text + "".join(lm.tokenizer.chars[step.token] for line in lines for step in line)
+
+
+@pytest.mark.parametrize("rhyme, syllables, real_words, takes", [("AABB", "8", True, 4), ("ABAB", "0", False, 2),
+                                                                 ("ballad", "8,6", True, 8)])
+def test_a_seeded_song_in_takes_is_the_one_write_song_writes_and_shows_a_line_at_a_time(
+        client, tiny_lm, rhyme, syllables, real_words, takes):
+    form = FormSpec(parse_rhyme(rhyme), parse_syllables(syllables), real_words)
+    updates = stream(client, SEED_LINE, 0.8, 200, seed="5", end_with_song=False, rhyme=rhyme, syllables=syllables,
+                     real_words=real_words, takes=takes)
+    lyric, _, status = updates[-1]
+    assert lyric == written_in_takes(tiny_lm, SEED_LINE, 200, 0.8, 5, form, takes)
+    assert f" · form: {form.describe()}, best of {takes} takes a line · " in status
+    assert lyric != written_in_takes(tiny_lm, SEED_LINE, 200, 0.8, 5, form, 1)  # the takes chose other lines
+    # A line at a time: every update but the last ends a line, and no line comes in pieces.
+    lyrics = [update[0] for update in updates]
+    assert all(earlier.endswith("\n") for earlier in lyrics[:-1]) and len(lyrics) <= lyric.count("\n") + 1
+
+
+def test_the_default_is_four_takes_as_the_page_writes_them(client, tiny_lm):
+    # Through the API as on the page, "End with the song" on: the song stream_song writes alone.
+    kwargs = dict(seed="11", rhyme="AABB", syllables="8", real_words=True)
+    lyric, _, status = stream(client, SEED_LINE, 0.9, 300, **kwargs)[-1]
+    asked = parse_request(SEED_LINE, 0.9, 300, vocab_size=tiny_lm.tokenizer.vocab_size, **kwargs)
+    assert asked.takes == DEFAULT_TAKES == 4 and "best of 4 takes a line" in status
+    assert lyric == list(stream_song(tiny_lm, asked))[-1].lyric
+    assert lyric == client.predict(SEED_LINE, 0.9, 300, **kwargs, takes=4, api_name="/generate")[0]
+
+
+@pytest.mark.parametrize("takes, message", [
+    (0, "takes must be between 1 and 8, got 0"), (9, "takes must be between 1 and 8, got 9"),
+    (2.5, "takes must be a whole number, got 2.5"), ("x", "takes must be a number written with the digits 0-9, got 'x'"),
+    (True, "takes must be a number, got True")])
+def test_bad_takes_get_a_message_naming_takes_write_nothing_and_the_app_keeps_serving(app, client, takes, message):
+    job = client.submit(SEED_LINE, 0.8, 10, rhyme="AABB", takes=takes, api_name="/generate")
+    with pytest.raises(AppError) as e:
+        job.result()
+    assert message in str(e.value) and "Traceback" not in str(e.value) and str(ROOT) not in str(e.value)
+    assert job.outputs() == []  # not a character written
+    lyric = client.predict(SEED_LINE, 0.8, 5, rhyme="AABB", takes=2, api_name="/generate")[0]
+    assert lyric.startswith(SEED_LINE) and len(lyric) >= len(SEED_LINE) + 5
+    assert "Traceback" not in app.log() and f"request refused: {message}" in app.log()
 
 
 # --- issue 36: what a hostile caller found ----------------------------------------------------------
@@ -374,8 +430,9 @@ def test_a_request_over_a_limit_is_refused_at_the_door_with_a_message(app):
 
 def test_a_call_with_too_few_or_too_many_values_gets_a_message_and_writes_nothing_raw_to_the_log(app):
     forged = "2026-12-05 23:59:59,000 INFO lyricgpt.app: forged"
-    for endpoint, values, message in [("generate", [f"hi\n{forged}\x1b[31m"], "generate takes 12 values, got 1"),
-                                      ("generate", ["hi"] * 13, "generate takes 12 values, got 13"),
+    for endpoint, values, message in [("generate", [f"hi\n{forged}\x1b[31m"], "generate takes 13 values, got 1"),
+                                      ("generate", ["hi"] * 12, "generate takes 13 values, got 12"),  # takes left out
+                                      ("generate", ["hi"] * 14, "generate takes 13 values, got 14"),
                                       ("attention", ["hi"], "attention takes 3 values, got 1")]:
         event, data = raw_call(app.url, json.dumps({"data": values}), endpoint)
         assert event == "error" and data["error"] == message

@@ -24,7 +24,7 @@ from lyricgpt.engine import Engine
 from lyricgpt.form import FormSpec
 from lyricgpt.sampler import DEFAULT_TEMPERATURE, MIN_SONG_CHARS, Step
 from lyricgpt.serving import UPDATE_EVERY_S, load_for_serving, prob_class, public_message, seed_notes, stream_song
-from lyricgpt.song_request import (DEFAULT_LENGTH, LINK_KEYS, MAX_LENGTH, MAX_LINK, MAX_SEED, MAX_TEMPERATURE, MAX_TEXT,
+from lyricgpt.song_request import (DEFAULT_LENGTH, DEFAULT_TAKES, LINK_KEYS, LINK_TAKES, MAX_LENGTH, MAX_LINK, MAX_SEED, MAX_TEMPERATURE, MAX_TEXT,
                                    InputError, Request, keepsake, keepsake_name, link_query, parse_look, parse_request,
                                    read_link, song_link)
 
@@ -347,17 +347,31 @@ def test_a_songs_link_reads_back_to_the_same_song():
     assert read_link(dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(song_link("http://h/", off)).query)), 66) == off
 
 
+@pytest.mark.parametrize("takes", [1, 2, DEFAULT_TAKES, 8])
+def test_a_links_takes_read_back_and_a_link_from_before_takes_reads_as_one(takes):
+    r = request(rhyme="AABB", syllables="8", real_words=True, takes=takes)
+    query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(song_link("http://h/", r, "Folk")).query))
+    assert query["takes"] == str(takes) and read_link(query, 66) == r
+    del query["takes"]  # as every link was written before takes were
+    assert read_link(query, 66).takes == LINK_TAKES == 1
+
+
 def test_a_link_without_keys_is_no_song_and_missing_keys_take_the_pages_defaults():
     assert read_link({}, 66) is None and read_link({"__theme": "dark"}, 66) is None
     r = read_link({"line": "Hi"}, 66)
-    assert (r.seed_line, r.temperature, r.length, r.top_k, r.top_p, r.end_with_song) == (
-        "Hi", DEFAULT_TEMPERATURE, DEFAULT_LENGTH, None, None, True)
+    assert (r.seed_line, r.temperature, r.length, r.top_k, r.top_p, r.end_with_song, r.takes) == (
+        "Hi", DEFAULT_TEMPERATURE, DEFAULT_LENGTH, None, None, True, LINK_TAKES)
 
 
 @pytest.mark.parametrize("query, message", [({"temperature": "hot"}, "temperature must be a number"),
                                             ({"length": "0"}, "length must be between 1"),
                                             ({"seed": "x"}, "the seed must be a whole number"),
-                                            ({"end": "perhaps"}, "end with the song must be true or false")])
+                                            ({"end": "perhaps"}, "end with the song must be true or false"),
+                                            ({"takes": "0"}, "takes must be between 1 and 8, got 0"),
+                                            ({"takes": "9"}, "takes must be between 1 and 8, got 9"),
+                                            ({"takes": "2.5"}, "takes must be a whole number, got 2.5"),
+                                            ({"takes": "abc"}, "takes must be a number written with the digits "
+                                                               "0-9, got 'abc'")])
 def test_a_malformed_link_gets_the_usual_message(query, message):
     with pytest.raises(InputError, match=message):
         read_link({"line": "Hi", **query}, 66)

@@ -1,0 +1,113 @@
+"""A song written a line at a time, the best of several takes of each line kept (lyricgpt.takes): each
+line kept is the best of the takes its seeds write alone; a seed writes the same song alone and through
+the engine's process; one take, or a free song, is the plain one-row song; the song ends where a song
+with its form ends; an engine without places for every take says so."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from lyricgpt.engine import Engine, EngineBusy
+from lyricgpt.form import FormSpec
+from lyricgpt.sampler import SamplingSettings, SongEnd, Step, generate
+from lyricgpt.takes import MAX_TAKES, best_take, write_song
+
+RHYMED = FormSpec("AABB", (), True)
+SETTINGS = SamplingSettings(1.0)
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_lm):
+    engine = Engine(tiny_lm.model, max_batch=8, max_waiting=0, lexicon=tiny_lm.lexicon, chars=tiny_lm.tokenizer.chars)
+    yield engine
+    engine.close()
+
+
+def step(prob: float, relaxed: int = 0) -> Step:
+    return Step(0, prob, prob, (), 1, relaxed=relaxed)
+
+
+def text_of(lm, steps) -> str:
+    return "".join(lm.tokenizer.chars[s.token] for s in steps)
+
+
+def test_the_take_kept_is_one_the_form_kept_whole_then_the_likeliest_per_character():
+    assert best_take([[step(0.5)], [step(0.9)], [step(0.7)]]) == 1
+    # The geometric mean: a long line of likely characters beats a short unlikely one.
+    assert best_take([[step(0.2)], [step(0.6)] * 30]) == 1
+    # A take where the form relaxed loses to any take where it did not.
+    assert best_take([[step(0.99, relaxed=1)], [step(0.1)]]) == 1
+    assert best_take([[step(0.3, relaxed=2)], [step(0.4, relaxed=1)]]) == 1
+
+
+def test_each_line_kept_is_the_best_of_the_takes_its_seeds_write_alone(tiny_lm):
+    prompt = tiny_lm.tokenizer.encode("The night is cold")
+    form = tiny_lm.form(RHYMED)
+    newline = tiny_lm.tokenizer.encode("\n")[0]
+    lines = list(write_song(tiny_lm, prompt, 120, SETTINGS, 7, None, RHYMED, 3))
+    rng, text = random.Random(7), list(prompt)
+    for line in lines:
+        takes = []
+        for seed in [rng.randrange(2 ** 31) for _ in range(3)]:
+            take = []
+            for s in generate(tiny_lm.model, text, 1, 1.0, seed=seed, form=form):  # 1: to the end of its line
+                take.append(s)
+            takes.append(take)
+        assert [s.token for s in line] == [s.token for s in takes[best_take(takes)]]
+        # A line of words, blank lines before it coming with it.
+        assert line[-1].token == newline and any(s.token != newline for s in line)
+        text += [s.token for s in line]
+    assert sum(map(len, lines)) >= 120 and len(lines) >= 3
+
+
+def test_a_seeded_song_is_the_same_alone_and_through_the_engines_process(tiny_lm, engine):
+    prompt = tiny_lm.tokenizer.encode("Hello there")
+    end = tiny_lm.song_end(min_new_chars=20, by=100)
+    alone = [s.token for line in write_song(tiny_lm, prompt, 200, SETTINGS, 3, end, RHYMED, 4) for s in line]
+    batched = [s.token for line in write_song(tiny_lm, prompt, 200, SETTINGS, 3, end, RHYMED, 4, engine) for s in line]
+    assert alone == batched and len(alone) >= 20
+    other = [s.token for line in write_song(tiny_lm, prompt, 200, SETTINGS, 4, end, RHYMED, 4) for s in line]
+    assert other != alone
+
+
+@pytest.mark.parametrize("form, takes", [(RHYMED, 1), (FormSpec(), 4)])
+def test_one_take_or_a_free_song_is_the_plain_song_a_character_at_a_time(tiny_lm, engine, form, takes):
+    prompt = tiny_lm.tokenizer.encode("Hello")
+    plain = [s.token for s in generate(tiny_lm.model, prompt, 60, 1.0, seed=9, form=tiny_lm.form(form))]
+    alone = list(write_song(tiny_lm, prompt, 60, SETTINGS, 9, None, form, takes))
+    assert [s.token for chunk in alone for s in chunk] == plain and all(len(chunk) == 1 for chunk in alone)
+    batched = write_song(tiny_lm, prompt, 60, SETTINGS, 9, None, form, takes, engine)
+    assert [s.token for chunk in batched for s in chunk] == plain
+
+
+def test_a_song_of_takes_ends_where_the_model_ends_it_or_at_its_length_after_a_whole_line(ending_lm):
+    # ending_lm ends its songs soon after they may end: the takes carry the song's end across lines.
+    prompt = ending_lm.tokenizer.encode("a")
+    end = ending_lm.song_end(min_new_chars=5)
+    tokens = [s.token for line in write_song(ending_lm, prompt, 400, SETTINGS, 1, end, RHYMED, 2) for s in line]
+    assert end.reached(prompt + tokens) and len(tokens) < 400
+    song = text_of(ending_lm, [s for line in write_song(ending_lm, prompt, 30, SETTINGS, 1, None, RHYMED, 2)
+                               for s in line])
+    assert len(song) >= 30 and song.endswith("\n") and not song.endswith("\n\n")
+
+
+def test_an_end_carried_to_the_rest_of_a_song_counts_from_where_it_goes_on():
+    end = SongEnd((1, 1), min_new_tokens=10, by=50)
+    assert end.after(4) == SongEnd((1, 1), 6, 46)
+    assert end.after(60) == SongEnd((1, 1), 0, 0)
+    assert SongEnd((1,), 3).after(2).by is None
+
+
+def test_an_engine_without_a_place_for_every_take_is_busy_and_bad_takes_are_refused(tiny_lm):
+    small = Engine(tiny_lm.model, max_batch=2, max_waiting=0, lexicon=tiny_lm.lexicon, chars=tiny_lm.tokenizer.chars)
+    try:
+        with pytest.raises(EngineBusy, match="places for 2 of the 3 takes"):
+            list(write_song(tiny_lm, [1, 2], 50, SETTINGS, 1, None, RHYMED, 3, small))
+        assert len(list(small.submit([1], 5, SETTINGS, 1))) == 5  # the places taken are free again
+    finally:
+        small.close()
+    for takes in (0, MAX_TAKES + 1):
+        with pytest.raises(ValueError, match="takes must be 1 to 8"):
+            list(write_song(tiny_lm, [1], 5, SETTINGS, 1, None, RHYMED, takes))
