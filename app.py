@@ -384,15 +384,14 @@ def start_writing(request: gr.Request) -> gr.Button:
 
 
 def continue_writing(text, temperature, length, top_k, top_p, seed, voice, end_with_song, rhyme, syllables,
-                     real_words, history, request: gr.Request):
+                     real_words, takes, history, request: gr.Request):
     """Write on from the whole song as it is, into the song's panel, as a song is written from its first line."""
     armed = STOP_SWITCHES.get(request.session_hash)
     try:
         with told_why("the song could not go on"):
             singer = find_voice(VOICES, voice)
             asked = parse_continue(text, temperature, length, top_k, top_p, seed, singer.lm.tokenizer.vocab_size,
-                                   end_with_song, rhyme, syllables, real_words,
-                                   1)  # cowrite.continue_song writes one take: its status must not say more
+                                   end_with_song, rhyme, syllables, real_words, takes)
             draft = history.draft.edited(asked.seed_line)
             for update in cowrite.continue_song(singer.lm, draft, asked, ENGINES[singer.name], armed and armed[0]):
                 if update.draft is None:
@@ -652,7 +651,7 @@ with Studio(title="LyricGPT") as demo:
     undo_btn.click(undo, [history, song_text, voice], together, api_visibility="private", show_progress="hidden")
     continued = continue_btn.click(start_writing, None, stop_btn, queue=False, api_visibility="private",
                                    show_progress="hidden").then(
-        continue_writing, [song_text, temperature, length, top_k, top_p, seed, voice, end_with_song] + form + [history],
+        continue_writing, [song_text, temperature, length, top_k, top_p, seed, voice, end_with_song] + song_form + [history],
         together, api_visibility="private", **writes)
     continued.then(stop_idle, None, stop_btn, queue=False, api_visibility="private", show_progress="hidden")
 

@@ -22,9 +22,10 @@ from .engine import Engine
 from .form import FormSpec
 from .lm import LyricModel
 from .rows import Row, write_rows
-from .sampler import VERSE_GRACE, SamplingSettings, SongEnd
+from .sampler import VERSE_GRACE, SamplingSettings, SongEnd, Step
 from .serving import coloured, seed_notes, settings_text, song_status, spelled_seed_line, stop_note, update_interval
 from .song_request import MAX_SONG_TEXT, InputError, LinesRequest, Request, parse_line, show_value, song_lines
+from .takes import write_song
 
 # A candidate's length before its form finishes its line (within sampler.LINE_GRACE): past the lines of
 # the corpus (99% are under 58 characters, the longest 91).
@@ -204,15 +205,20 @@ def continue_song(lm: LyricModel, draft: Draft, request: Request, engine: Engine
     settings = SamplingSettings(request.temperature, request.top_k, request.top_p)
     notes = seed_notes(lm, draft.text, "the song")
     chars, sent, start = lm.tokenizer.chars, 0, time.monotonic()
-    rows = write_rows(lm, model_ids(lm, draft.text), [request.seed], request.length + (VERSE_GRACE if end else 0),
-                      settings, end, request.form, engine, lambda: update_interval(engine))
+    # A character at a time, or with takes (lyricgpt.takes) a line at a time, as a song from a first line.
+    chunks = write_song(lm, model_ids(lm, draft.text), request.length + (VERSE_GRACE if end else 0), settings,
+                        request.seed, end, request.form, request.takes, engine, lambda: update_interval(engine))
+    steps: list[Step] = []
     try:
-        for (row,) in rows:
-            new = "".join(chars[step.token] for step in row.steps)
+        while True:
+            chunk = next(chunks, None)
+            done = chunk is None
+            steps += chunk or []
+            new = "".join(chars[step.token] for step in steps)
             full = len(new) >= room
             stopped = stop_note(time.monotonic() - start, stop) or ("reached the song's limit" if full else None)
-            ended = row.done and bool(end) and new.endswith(marker)
-            last = row.done or bool(stopped)
+            ended = done and bool(end) and new.endswith(marker)
+            last = done or bool(stopped)
             # Line breaks wait for a character after them: they may begin the song's end, which is not shown.
             if last:
                 shown = (new[:len(new) - len(marker)] if ended else new)[:room]
@@ -220,16 +226,16 @@ def continue_song(lm: LyricModel, draft: Draft, request: Request, engine: Engine
                 shown = new.rstrip("\n") if end else new
             if len(shown) == sent and not last:  # an update always brings something new (so each mark after
                 continue                          # the first is above 0, which would start a new song)
-            part = "".join(coloured(c, s) for c, s in zip(shown[sent:], row.steps[sent:]))
+            part = "".join(coloured(c, s) for c, s in zip(shown[sent:], steps[sent:]))
             why = [stopped or ("the model ended the song" if ended else "reached the length")] if last else []
             status = "Continued: " + song_status(len(shown), request, len(new) / max(time.monotonic() - start, 1e-9),
                                                  notes + why)
             added = f"<!--{draft.model_chars + sent}-->{part}" if sent else f"<!--0 redraw-->{draft.as_html()}{part}"
             if last:
-                marks = [coloured(c, s) for c, s in zip(shown, row.steps)]
+                marks = [coloured(c, s) for c, s in zip(shown, steps)]
                 yield Continued(added, status, draft.replaced(len(draft.text), len(draft.text), shown, marks))
                 return
             yield Continued(added, status)
             sent = len(shown)
     finally:
-        rows.close()
+        chunks.close()

@@ -4,8 +4,8 @@ appending (earlier characters keep their nodes, colours and hover), followed to 
 reader scrolls up; Stop during a long song, and
 the app writing again; Copy; a bad setting leaves the song in place; hover, select and switch heads
 to look inside; and a tap on a touch screen at a phone's width. A song's form: a rhymed song shows
-each line's letter, marks where the form steered, and its link sets the form again; a bad form, in a
-link or typed, gets a message.
+each line's letter, marks where the form steered, and its link sets the form (and the takes of each
+line) again; a bad form or takes, in a link or typed, gets a message.
 
 Run as a script to take the README's screenshot of the page mid-song:
     python tests/test_app_browser.py docs/screenshot.png      # LYRICGPT_MODEL picks another model
@@ -32,7 +32,7 @@ from browser import (CARDS, CHROMIUM, PHONE, SONG, SONG_TEXT, ask_for_lines, cho
                      click_generate, open_page, press, set_number, set_seed, share_link, song_text, take_line)
 from live_app import ROOT, running_app  # noqa: E402
 from lyricgpt.sampler import DEFAULT_TEMPERATURE  # noqa: E402
-from lyricgpt.song_request import MAX_SONG_TEXT, MAX_TEXT  # noqa: E402
+from lyricgpt.song_request import DEFAULT_TAKES, MAX_SONG_TEXT, MAX_TEXT  # noqa: E402
 
 
 def watch_growth(page, distinct: int, timeout: float = 30.0) -> list[str]:
@@ -358,10 +358,13 @@ def test_a_rhymed_song_shows_each_lines_letter_and_its_link_sets_the_form_again(
     choose(page, "rhyme", "couplets AABB")
     choose(page, "syllables", "6 a line")
     page.click("#real-words input")
+    assert page.input_value("#takes input[type=number]") == str(DEFAULT_TAKES)
+    set_number(page, "takes", 3)  # not the default: the link must set it
     set_number(page, "length", 100)
     page.click("#generate")
     page.wait_for_function(song_done("AABB"))
     song, link = song_text(page), share_link(page)
+    assert "best of 3 takes a line" in page.inner_text("#song-status")
     assert song.startswith("Over the hills") and len(song.split("\n\n")[0].split("\n")) == 4  # a stanza of four lines
     letters = page.eval_on_selector_all(f"{SONG} .rhyme-letter", "spans => spans.map(s => s.dataset.letter)")
     assert len(letters) >= 4 and "".join(letters) == ("AABB" * 10)[:len(letters)]
@@ -377,28 +380,32 @@ def test_a_rhymed_song_shows_each_lines_letter_and_its_link_sets_the_form_again(
     assert "The song's form steered here: it left the model" in page.inner_text("#alt-tip")
     assert page.locator("#alt-tip tr").count() >= 5  # still what the model itself weighed
 
-    assert "rhyme=AABB" in link and "syllables=6" in link and "words=on" in link
+    assert "rhyme=AABB" in link and "syllables=6" in link and "words=on" in link and "takes=3" in link
     fresh = open_page(page.context.browser, link)  # a new browser context: nothing shared but the link
     try:
         fresh.wait_for_function(song_done("AABB"))
         assert song_text(fresh) == song
         assert fresh.input_value("#rhyme input") == "couplets AABB" and fresh.input_value("#syllables input") == "6 a line"
-        assert fresh.is_checked("#real-words input")
+        assert fresh.is_checked("#real-words input") and fresh.input_value("#takes input[type=number]") == "3"
     finally:
         fresh.context.close()
     choose(page, "rhyme", "free, no rhyme")  # as the tests after this one expect
     choose(page, "syllables", "free")
     page.click("#real-words input")
+    set_number(page, "takes", DEFAULT_TAKES)
 
 
 def test_a_bad_form_in_a_link_or_the_form_box_gets_a_message_and_the_page_writes_on(app, studio):
     page = open_page(studio.context.browser, app.url)
     try:
-        for key, value, setting in [("rhyme", "A1B", "rhyme scheme"), ("syllables", "8,x", "syllables"),
-                                    ("words", "maybe", "real words")]:
+        for key, value, setting, shown in [("rhyme", "A1B", "rhyme scheme", "'A1B'"),
+                                           ("syllables", "8,x", "syllables", "'8,x'"),
+                                           ("words", "maybe", "real words", "'maybe'"),
+                                           ("takes", "0", "takes must be between 1 and 8", "0"),
+                                           ("takes", "abc", "takes must be a number", "'abc'")]:
             message = open_from_link(page, app, {"line": "Hi", key: value})
             assert message.startswith("This link cannot write a song: ") and setting in message, message
-            assert f"got '{value}'" in message
+            assert f"got {shown}" in message
         page.fill("#seed-line textarea", "Hi")
         page.fill("#rhyme input", "A" * 40)  # a scheme of one's own, typed into the box
         page.press("#rhyme input", "Enter")

@@ -15,10 +15,11 @@ from lyricgpt.cowrite import MAX_LINE_CHARS, Slot, continue_song, offer_lines, s
 from lyricgpt.draft import UNDO_STEPS, Draft, History, keepsake, song_draft, summary
 from lyricgpt.engine import Engine
 from lyricgpt.form import FormSpec
-from lyricgpt.sampler import LINE_GRACE
+from lyricgpt.sampler import LINE_GRACE, SamplingSettings
 from lyricgpt.serving import stream_song
 from lyricgpt.song_request import (MAX_CANDIDATES, MAX_SONG_TEXT, InputError, LinesRequest, parse_continue, parse_line,
                                    parse_lines_request, parse_request)
+from lyricgpt.takes import write_song
 
 SONG = "Hello there\nmy old friend"
 STANZA = "The night is cold\nThe story told\nA fire burns bright\nInto the night"
@@ -171,6 +172,17 @@ def test_a_song_continued_goes_on_from_the_whole_draft_the_same_alone_and_in_a_b
     assert shown == final.as_html()
     assert batched[-1].status.startswith(f"Continued: {len(new)} characters (60, then to the end of the line)")
     assert batched[-1].status.endswith(" · seed 4 · reached the length")
+
+
+def test_a_song_with_a_form_continued_in_takes_is_the_song_its_takes_write(tiny_lm, engine):
+    draft = mine(STANZA)
+    request = parse_continue(draft.text, 1.0, 80, seed="6", end_with_song=False, rhyme="AABB", takes=3)
+    alone, batched = list(continue_song(tiny_lm, draft, request)), list(continue_song(tiny_lm, draft, request, engine))
+    new = batched[-1].draft.text[len(draft.text):]
+    written = write_song(tiny_lm, tiny_lm.tokenizer.encode(STANZA), 80, SamplingSettings(1.0), 6, None, request.form, 3)
+    assert alone[-1].draft.text == batched[-1].draft.text and new == "".join(
+        tiny_lm.tokenizer.chars[s.token] for line in written for s in line)
+    assert "best of 3 takes a line" in batched[-1].status
 
 
 def test_a_song_continued_to_its_end_leaves_the_end_out(ending_lm):
