@@ -1,11 +1,11 @@
-"""Takes: a song written a line at a time, several takes of each line, the one the model likes best kept.
+"""Takes: a song written a line at a time, several takes of each line, one the form bent least kept.
 
 The form (lyricgpt.form) keeps a rhyme character by character, and where the model was heading
 somewhere else it bends the line towards the rhyme (`me." "Dined."`). Takes let the model try again:
 each line is written ``takes`` times side by side, each take a row of the engine's batch (or sampled
 alone: a seed writes the same take either way, lyricgpt.rows.write_rows), every take keeping the
-form, and the song keeps the take where the form never had to relax, the likeliest of those by the
-model's own probabilities. A song so written shows a line at a time, not a character at a time.
+form, and the song keeps one of them, drawn with a chance in proportion to how little the form had
+to bend it (``pick_take``). A song so written shows a line at a time, not a character at a time.
 
 With one take, a song is the one row that ``sampler.generate`` (or the engine) writes, streamed a
 character at a time: the simple path, and every free song's.
@@ -26,14 +26,23 @@ from .sampler import SamplingSettings, SongEnd, Step, generate, length_reached
 MAX_TAKES = 8
 
 
-def best_take(takes: Sequence[Sequence[Step]]) -> int:
-    """Which take to keep: one where the form never relaxed if any, then the one whose characters the
-    model gave the highest probability (their geometric mean, so that a short line is not favoured
-    for being short)."""
-    def score(steps: Sequence[Step]) -> tuple[bool, float]:
-        kept = not any(step.relaxed for step in steps)
-        return kept, sum(math.log(max(step.prob, 1e-30)) for step in steps) / max(len(steps), 1)
-    return max(range(len(takes)), key=lambda i: score(takes[i]))
+def pick_take(takes: Sequence[Sequence[Step]], u: float) -> int:
+    """Which take to keep, drawn by ``u`` (uniform in [0, 1)): each with a chance in proportion to the
+    product of its characters' form weights, the model's probability that the form left it at each.
+
+    A take the form had to bend far (or relax) is one the model would rarely have written by itself,
+    and its chance is as small; so the line kept is one the model might have written keeping the form
+    (importance resampling), rather than the likeliest take, which is the blandest: measured, keeping
+    the likeliest repeated words twice as often as free songs ("the town of the town"), docs/forms.md."""
+    logs = [sum(math.log(max(step.form_weight, 1e-300)) for step in steps) for steps in takes]
+    top = max(logs)
+    weights = [math.exp(log - top) for log in logs]  # relative to the best, so that none underflows
+    target, total = u * sum(weights), 0.0
+    for i, weight in enumerate(weights):
+        total += weight
+        if target < total:
+            return i
+    return max(range(len(takes)), key=weights.__getitem__)  # u * sum rounded up to the sum
 
 
 def write_song(lm: LyricModel, prompt: list[int], max_new_tokens: int, settings: SamplingSettings,
@@ -54,13 +63,13 @@ def write_song(lm: LyricModel, prompt: list[int], max_new_tokens: int, settings:
     rng = random.Random(seed)
     text, produced = list(prompt), 0
     while True:
-        seeds = [rng.randrange(2 ** 31) for _ in range(takes)]
+        seeds, u = [rng.randrange(2 ** 31) for _ in range(takes)], rng.random()
         # A take is one line: with a form, a row stops at the end of its line of words (sampler.length_reached).
         rows = []
         for rows in write_rows(lm, text, seeds, 1, settings, end and end.after(produced), form, engine):
             if len(rows) < takes:
                 raise EngineBusy(f"the engine has places for {len(rows)} of the {takes} takes of a line")
-        line = rows[best_take([row.steps for row in rows])].steps
+        line = rows[pick_take([row.steps for row in rows], u)].steps
         if not line:
             return
         yield line

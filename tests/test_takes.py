@@ -12,7 +12,7 @@ import pytest
 from lyricgpt.engine import Engine, EngineBusy
 from lyricgpt.form import FormSpec
 from lyricgpt.sampler import SamplingSettings, SongEnd, Step, generate
-from lyricgpt.takes import MAX_TAKES, best_take, write_song
+from lyricgpt.takes import MAX_TAKES, pick_take, write_song
 
 RHYMED = FormSpec("AABB", (), True)
 SETTINGS = SamplingSettings(1.0)
@@ -25,24 +25,27 @@ def engine(tiny_lm):
     engine.close()
 
 
-def step(prob: float, relaxed: int = 0) -> Step:
-    return Step(0, prob, prob, (), 1, relaxed=relaxed)
+def step(prob: float, weight: float = 1.0, relaxed: int = 0) -> Step:
+    return Step(0, prob, prob, (), 1, form_weight=weight, relaxed=relaxed)
 
 
 def text_of(lm, steps) -> str:
     return "".join(lm.tokenizer.chars[s.token] for s in steps)
 
 
-def test_the_take_kept_is_one_the_form_kept_whole_then_the_likeliest_per_character():
-    assert best_take([[step(0.5)], [step(0.9)], [step(0.7)]]) == 1
-    # The geometric mean: a long line of likely characters beats a short unlikely one.
-    assert best_take([[step(0.2)], [step(0.6)] * 30]) == 1
-    # A take where the form relaxed loses to any take where it did not.
-    assert best_take([[step(0.99, relaxed=1)], [step(0.1)]]) == 1
-    assert best_take([[step(0.3, relaxed=2)], [step(0.4, relaxed=1)]]) == 1
+def test_a_take_is_kept_with_a_chance_in_proportion_to_the_form_weights_of_its_characters():
+    takes = [[step(0.9, weight=0.5)] * 2, [step(0.1)] * 3, [step(0.9, weight=0.5)]]  # weights 0.25, 1, 0.5
+    draws = [pick_take(takes, u / 1000) for u in range(1000)]
+    assert [draws.count(i) for i in range(3)] == [143, 572, 285]  # 1/7, 4/7, 2/7 of the draws
+    assert pick_take(takes, 0.0) == 0 and pick_take(takes, 0.999999) == 2
+    # A take where the form relaxed (its weight below sampler's MIN_WEIGHT) is all but never kept.
+    relaxed = [[step(0.99, weight=1e-5, relaxed=1)], [step(0.1, weight=0.5)] * 3]
+    assert {pick_take(relaxed, (u + 0.5) / 100) for u in range(100)} == {1}
+    # Weights far below a float's range still compare.
+    assert pick_take([[step(0.5, weight=1e-200)] * 3, [step(0.5, weight=1e-200)] * 2], 0.5) == 1
 
 
-def test_each_line_kept_is_the_best_of_the_takes_its_seeds_write_alone(tiny_lm):
+def test_each_line_kept_is_drawn_from_the_takes_its_seeds_write_alone(tiny_lm):
     prompt = tiny_lm.tokenizer.encode("The night is cold")
     form = tiny_lm.form(RHYMED)
     newline = tiny_lm.tokenizer.encode("\n")[0]
@@ -50,12 +53,13 @@ def test_each_line_kept_is_the_best_of_the_takes_its_seeds_write_alone(tiny_lm):
     rng, text = random.Random(7), list(prompt)
     for line in lines:
         takes = []
-        for seed in [rng.randrange(2 ** 31) for _ in range(3)]:
+        seeds, u = [rng.randrange(2 ** 31) for _ in range(3)], rng.random()
+        for seed in seeds:
             take = []
             for s in generate(tiny_lm.model, text, 1, 1.0, seed=seed, form=form):  # 1: to the end of its line
                 take.append(s)
             takes.append(take)
-        assert [s.token for s in line] == [s.token for s in takes[best_take(takes)]]
+        assert [s.token for s in line] == [s.token for s in takes[pick_take(takes, u)]]
         # A line of words, blank lines before it coming with it.
         assert line[-1].token == newline and any(s.token != newline for s in line)
         text += [s.token for s in line]
