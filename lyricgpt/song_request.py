@@ -29,11 +29,11 @@ MAX_CANDIDATES = 8  # candidate lines one request may ask for
 MAX_LINK = 32_768
 DEFAULT_LENGTH = 400  # the page's starting length
 DEFAULT_FORM = FormSpec()  # the page's starting form
-# The page's starting form, and a request's where it names none: a free song, for now (the default
-# is to be chosen by measuring the songs: issue 33).
+# The page's starting form, and a request's where it names none: a free song. Rhymed songs in takes
+# read better, but cost 3x the CPU (5.7x with 16 at once) and come a line at a time (docs/forms.md).
 DEFAULT_RHYME, DEFAULT_SYLLABLES, DEFAULT_REAL_WORDS = "none", "0", False
-# Takes of each line for a song with a form (lyricgpt.takes): with 4, rhymed songs read as naturally as
-# free ones (docs/forms.md). A link without the key was written before takes were: 1, as it was then.
+# Takes of each line for a song with a form (lyricgpt.takes): with 4, every scheme's songs are within 0.10
+# bits/char of free songs by PPMd (docs/forms.md). A link without the key predates takes: 1, as then.
 DEFAULT_TAKES, LINK_TAKES = 4, 1
 RANDOM_SEED_WORDS = {"", "random", "randomize", "randomise"}
 SWITCH_WORDS = {"true": True, "on": True, "yes": True, "1": True, "false": False, "off": False, "no": False, "0": False}
