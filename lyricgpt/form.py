@@ -225,9 +225,8 @@ class FormState:
 
     @property
     def line_ended(self) -> bool:
-        """Whether the text so far ends a line of words (not a blank line): where a song cut at its
-        length may stop, and where a take of a line (lyricgpt.takes) ends."""
-        return self.last == "\n" and self.breaks == 1
+        """Whether the text so far ends at the end of a line: where a song cut at its length may stop."""
+        return self.last == "\n"
 
     @property
     def line_index(self) -> int:

@@ -64,9 +64,10 @@ def write_song(lm: LyricModel, prompt: list[int], max_new_tokens: int, settings:
     text, produced = list(prompt), 0
     while True:
         seeds, u = [rng.randrange(2 ** 31) for _ in range(takes)], rng.random()
-        # A take is one line: with a form, a row stops at the end of its line of words (sampler.length_reached).
+        # A take is one line, and the blank line before it if any: with a form, a row stops at the first
+        # line break from its second character on (sampler.length_reached); two blank lines end a song.
         rows = []
-        for rows in write_rows(lm, text, seeds, 1, settings, end and end.after(produced), form, engine):
+        for rows in write_rows(lm, text, seeds, 2, settings, end and end.after(produced), form, engine):
             if len(rows) < takes:
                 raise EngineBusy(f"the engine has places for {len(rows)} of the {takes} takes of a line")
         line = rows[pick_take([row.steps for row in rows], u)].steps
