@@ -176,8 +176,8 @@ def generate(seed_line, temperature, length, top_k, top_p, seed, colour, voice, 
     """Stream a song: yields (seed line as read + new characters, the coloured HTML of the characters new
     in this update, status), and for the page what wrote it (request, voice, song so far, its HTML). Its form:
     ``rhyme`` a scheme (AABB) or its name (couplets, none), ``syllables`` "0" (free), "8" or "8,6",
-    ``real_words`` a switch; ``takes`` (1 to 8) the takes of each line of a song with a form, the best kept
-    (it then streams a line at a time; a free song is written in one take)."""
+    ``real_words`` a switch; ``takes`` (1 to 8) the takes of each line of a song with a form, one kept
+    (lyricgpt.takes: it then streams a line at a time; a free song is written in one take)."""
     armed = STOP_SWITCHES.get(request.session_hash)  # None for API callers: they cancel the job instead
     switch = armed[0] if armed else None
     status = ""
@@ -532,8 +532,9 @@ with Studio(title="LyricGPT") as demo:
                 real_words = gr.Checkbox(value=DEFAULT_REAL_WORDS, label="Real words only",
                                          info="every word one the voice knows from its songs", elem_id="real-words")
                 takes = gr.Slider(1, MAX_TAKES, value=DEFAULT_TAKES, step=1, label="Takes of each line",
-                                  info="for a song with a form: the best of this many takes of each line is kept "
-                                       "(the song then shows a line at a time); 1 writes it a character at a time",
+                                  info="for a song with a form: each line is written this many times and one "
+                                       "kept, the less the form bent it the likelier (the song then shows a line "
+                                       "at a time); 1 writes it a character at a time",
                                   elem_id="takes")
             with gr.Accordion("Advanced", open=False):
                 top_k = gr.Slider(0, VOICES[0].lm.tokenizer.vocab_size, value=0, step=1, label="Top-k",

@@ -348,4 +348,4 @@ def settings_text(request, seeds: str) -> str:
     if request.form.free:
         return text
     takes = getattr(request, "takes", 1)  # a LinesRequest's candidates are one take each
-    return text + f" · form: {request.form.describe()}" + (f", best of {takes} takes a line" if takes > 1 else "")
+    return text + f" · form: {request.form.describe()}" + (f", {takes} takes a line" if takes > 1 else "")

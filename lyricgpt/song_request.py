@@ -55,7 +55,7 @@ class Request:
     seed: int
     end_with_song: bool = True  # the song ends where the model ends it, or at ``length``
     form: FormSpec = FormSpec()  # its rhyme scheme, syllables and words (lyricgpt.form)
-    takes: int = DEFAULT_TAKES  # of each line, the best kept (lyricgpt.takes); a free song is written in one
+    takes: int = DEFAULT_TAKES  # of each line, one kept (lyricgpt.takes); a free song is written in one
 
 
 def parse_request(seed_line: object, temperature: object, length: object, top_k: object = 0,

@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import math
 import random
+import time
 from typing import Callable, Iterator, Sequence
 
 from .engine import Engine, EngineBusy
 from .form import FormSpec
 from .lm import LyricModel
-from .rows import write_rows
+from .rows import Row, write_rows
 from .sampler import SamplingSettings, SongEnd, Step, generate, length_reached
 
 MAX_TAKES = 8
+BUSY_WAIT_S = 10.0  # how long a song under way waits for places for its next line's takes
 
 
 def pick_take(takes: Sequence[Sequence[Step]], u: float) -> int:
@@ -51,9 +53,10 @@ def write_song(lm: LyricModel, prompt: list[int], max_new_tokens: int, settings:
     """Yield a song's steps after ``prompt`` in chunks, until the model ends the song (``end``) or it has
     ``max_new_tokens`` characters (a song with a form finishes its line). With one take (or a free form:
     a free song has no form to keep) the song is one row, a character at a time (with an engine, a chunk
-    at most once an ``interval()``); with more, a line at a time, the best of ``takes`` takes of each,
+    at most once an ``interval()``); with more, a line at a time, one of ``takes`` takes of each (pick_take),
     whose seeds are drawn from ``seed``. A seed writes the same song alone and through an engine (which
-    must have a place for every take: else EngineBusy). Closing the generator ends the song's work."""
+    must have a place for every take, else EngineBusy: at once for the first line, as for any song; a
+    later line waits for places, up to BUSY_WAIT_S). Closing the generator ends the song's work."""
     if not 1 <= takes <= MAX_TAKES:
         raise ValueError(f"takes must be 1 to {MAX_TAKES}, got {takes}")
     if takes == 1 or form.free:
@@ -64,12 +67,7 @@ def write_song(lm: LyricModel, prompt: list[int], max_new_tokens: int, settings:
     text, produced = list(prompt), 0
     while True:
         seeds, u = [rng.randrange(2 ** 31) for _ in range(takes)], rng.random()
-        # A take is one line, and the blank line before it if any: with a form, a row stops at the first
-        # line break from its second character on (sampler.length_reached); two blank lines end a song.
-        rows = []
-        for rows in write_rows(lm, text, seeds, 2, settings, end and end.after(produced), form, engine):
-            if len(rows) < takes:
-                raise EngineBusy(f"the engine has places for {len(rows)} of the {takes} takes of a line")
+        rows = _takes(lm, text, seeds, settings, end and end.after(produced), form, engine, first=not produced)
         line = rows[pick_take([row.steps for row in rows], u)].steps
         if not line:
             return
@@ -80,6 +78,26 @@ def write_song(lm: LyricModel, prompt: list[int], max_new_tokens: int, settings:
         produced += len(line)
         if (end and end.reached(text)) or length_reached(produced, max_new_tokens, state):
             return
+
+
+def _takes(lm: LyricModel, text: list[int], seeds: list[int], settings: SamplingSettings, end: SongEnd | None,
+           form: FormSpec, engine: Engine | None, first: bool) -> list[Row]:
+    """The takes of one line after ``text``: each one line, and the blank line before it if any (with a
+    form, a row stops at the first line break from its second character on: sampler.length_reached)."""
+    waited = 0.0
+    while True:
+        rows: list[Row] = []
+        try:
+            for rows in write_rows(lm, text, seeds, 2, settings, end, form, engine):
+                if len(rows) < len(seeds):
+                    raise EngineBusy(f"the engine has places for {len(rows)} of the {len(seeds)} takes of a line")
+            return rows
+        except EngineBusy:
+            # A song already under way is not dropped for a moment's crowd between two of its lines.
+            if first or waited >= BUSY_WAIT_S:
+                raise
+            time.sleep(0.05)
+            waited += 0.05
 
 
 def _one_take(lm: LyricModel, prompt: list[int], max_new_tokens: int, settings: SamplingSettings, seed: int | None,

@@ -315,7 +315,7 @@ def test_a_seeded_song_in_takes_is_the_one_write_song_writes_and_shows_a_line_at
                      real_words=real_words, takes=takes)
     lyric, _, status = updates[-1]
     assert lyric == written_in_takes(tiny_lm, SEED_LINE, 200, 0.8, 5, form, takes)
-    assert f" · form: {form.describe()}, best of {takes} takes a line · " in status
+    assert f" · form: {form.describe()}, {takes} takes a line · " in status
     assert lyric != written_in_takes(tiny_lm, SEED_LINE, 200, 0.8, 5, form, 1)  # the takes chose other lines
     # A line at a time: every update but the last ends a line, and no line comes in pieces.
     lyrics = [update[0] for update in updates]
@@ -327,7 +327,7 @@ def test_the_default_is_four_takes_as_the_page_writes_them(client, tiny_lm):
     kwargs = dict(seed="11", rhyme="AABB", syllables="8", real_words=True)
     lyric, _, status = stream(client, SEED_LINE, 0.9, 300, **kwargs)[-1]
     asked = parse_request(SEED_LINE, 0.9, 300, vocab_size=tiny_lm.tokenizer.vocab_size, **kwargs)
-    assert asked.takes == DEFAULT_TAKES == 4 and "best of 4 takes a line" in status
+    assert asked.takes == DEFAULT_TAKES == 4 and "4 takes a line" in status
     assert lyric == list(stream_song(tiny_lm, asked))[-1].lyric
     assert lyric == client.predict(SEED_LINE, 0.9, 300, **kwargs, takes=4, api_name="/generate")[0]
 

@@ -1,18 +1,20 @@
-"""A song written a line at a time, the best of several takes of each line kept (lyricgpt.takes): each
-line kept is the best of the takes its seeds write alone; a seed writes the same song alone and through
-the engine's process; one take, or a free song, is the plain one-row song; the song ends where a song
-with its form ends; an engine without places for every take says so."""
+"""A song written a line at a time, several takes of each line, one kept (lyricgpt.takes): each line
+kept is one of the takes its seeds write alone, drawn by how little the form bent it; a seed writes
+the same song alone and through the engine's process; one take, or a free song, is the plain one-row song; the song ends where a song
+with its form ends; an engine without places for every take says so at a song's start, and a song under
+way waits for them."""
 
 from __future__ import annotations
 
 import random
+import threading
 
 import pytest
 
 from lyricgpt.engine import Engine, EngineBusy
 from lyricgpt.form import FormSpec
 from lyricgpt.sampler import SamplingSettings, SongEnd, Step, generate
-from lyricgpt.takes import MAX_TAKES, pick_take, write_song
+from lyricgpt.takes import MAX_TAKES, _takes, pick_take, write_song
 
 RHYMED = FormSpec("AABB", (), True)
 SETTINGS = SamplingSettings(1.0)
@@ -114,3 +116,16 @@ def test_an_engine_without_a_place_for_every_take_is_busy_and_bad_takes_are_refu
     for takes in (0, MAX_TAKES + 1):
         with pytest.raises(ValueError, match="takes must be 1 to 8"):
             list(write_song(tiny_lm, [1], 5, SETTINGS, 1, None, RHYMED, takes))
+
+
+def test_a_song_under_way_waits_for_places_for_its_next_lines_takes(tiny_lm):
+    small = Engine(tiny_lm.model, max_batch=2, max_waiting=0, lexicon=tiny_lm.lexicon, chars=tiny_lm.tokenizer.chars)
+    try:
+        blocker = small.submit([1], 100_000, SETTINGS, 1)  # a long song holds one of the two places
+        with pytest.raises(EngineBusy):  # a song's first line: busy at once, as any song
+            _takes(tiny_lm, [1, 2], [5, 6], SETTINGS, None, RHYMED, small, first=True)
+        threading.Timer(0.3, blocker.cancel).start()
+        rows = _takes(tiny_lm, [1, 2], [5, 6], SETTINGS, None, RHYMED, small, first=False)
+        assert [row.seed for row in rows] == [5, 6] and all(row.done and row.steps for row in rows)
+    finally:
+        small.close()
