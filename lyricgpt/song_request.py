@@ -30,7 +30,7 @@ MAX_LINK = 32_768
 DEFAULT_LENGTH = 400  # the page's starting length
 DEFAULT_FORM = FormSpec()  # the page's starting form
 # The page's starting form, and a request's where it names none: a free song. Rhymed songs in takes
-# read better, but cost 3x the CPU (5.7x with 16 at once) and come a line at a time (docs/forms.md).
+# read better, but cost 2-3x the CPU (6-7x with 16 at once) and come a line at a time (docs/forms.md).
 DEFAULT_RHYME, DEFAULT_SYLLABLES, DEFAULT_REAL_WORDS = "none", "0", False
 # Takes of each line for a song with a form (lyricgpt.takes): with 4, every scheme's songs are within 0.10
 # bits/char of free songs by PPMd (docs/forms.md). A link without the key predates takes: 1, as then.
