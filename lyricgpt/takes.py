@@ -1,4 +1,4 @@
-"""Takes: a song written a line at a time, several takes of each line, one the form bent least kept.
+"""Takes: a song written a line at a time, several takes of each line side by side, one kept.
 
 The form (lyricgpt.form) keeps a rhyme character by character, and where the model was heading
 somewhere else it bends the line towards the rhyme (`me." "Dined."`). Takes let the model try again:
@@ -103,6 +103,7 @@ def _takes(lm: LyricModel, text: list[int], seeds: list[int], settings: Sampling
 def _one_take(lm: LyricModel, prompt: list[int], max_new_tokens: int, settings: SamplingSettings, seed: int | None,
               end: SongEnd | None, form: FormSpec, engine: Engine | None,
               interval: Callable[[], float]) -> Iterator[list[Step]]:
+    """The song as one row: alone, a step at a time; through the engine, in its chunks."""
     if engine is None:
         for step in generate(lm.model, prompt, max_new_tokens, settings.temperature, settings.top_k, settings.top_p,
                              seed, end=end, form=lm.form(form)):
