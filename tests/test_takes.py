@@ -22,7 +22,8 @@ SETTINGS = SamplingSettings(1.0)
 
 @pytest.fixture(scope="module")
 def engine(tiny_lm):
-    engine = Engine(tiny_lm.model, max_batch=8, max_waiting=0, lexicon=tiny_lm.lexicon, chars=tiny_lm.tokenizer.chars)
+    """Places for 4 songs and none waiting: a song's 4 takes fill it."""
+    engine = Engine(tiny_lm.model, max_batch=4, max_waiting=0, lexicon=tiny_lm.lexicon, chars=tiny_lm.tokenizer.chars)
     yield engine
     engine.close()
 
@@ -105,27 +106,19 @@ def test_an_end_carried_to_the_rest_of_a_song_counts_from_where_it_goes_on():
     assert SongEnd((1,), 3).after(2).by is None
 
 
-def test_an_engine_without_a_place_for_every_take_is_busy_and_bad_takes_are_refused(tiny_lm):
-    small = Engine(tiny_lm.model, max_batch=2, max_waiting=0, lexicon=tiny_lm.lexicon, chars=tiny_lm.tokenizer.chars)
-    try:
-        with pytest.raises(EngineBusy, match="places for 2 of the 3 takes"):
-            list(write_song(tiny_lm, [1, 2], 50, SETTINGS, 1, None, RHYMED, 3, small))
-        assert len(list(small.submit([1], 5, SETTINGS, 1))) == 5  # the places taken are free again
-    finally:
-        small.close()
+def test_an_engine_without_a_place_for_every_take_is_busy_and_bad_takes_are_refused(tiny_lm, engine):
+    with pytest.raises(EngineBusy, match="places for 4 of the 5 takes"):
+        list(write_song(tiny_lm, [1, 2], 50, SETTINGS, 1, None, RHYMED, 5, engine))
+    assert len(list(engine.submit([1], 5, SETTINGS, 1))) == 5  # the places taken are free again
     for takes in (0, MAX_TAKES + 1):
         with pytest.raises(ValueError, match="takes must be 1 to 8"):
             list(write_song(tiny_lm, [1], 5, SETTINGS, 1, None, RHYMED, takes))
 
 
-def test_a_song_under_way_waits_for_places_for_its_next_lines_takes(tiny_lm):
-    small = Engine(tiny_lm.model, max_batch=2, max_waiting=0, lexicon=tiny_lm.lexicon, chars=tiny_lm.tokenizer.chars)
-    try:
-        blocker = small.submit([1], 100_000, SETTINGS, 1)  # a long song holds one of the two places
-        with pytest.raises(EngineBusy):  # a song's first line: busy at once, as any song
-            _takes(tiny_lm, [1, 2], [5, 6], SETTINGS, None, RHYMED, small, first=True)
-        threading.Timer(0.3, blocker.cancel).start()
-        rows = _takes(tiny_lm, [1, 2], [5, 6], SETTINGS, None, RHYMED, small, first=False)
-        assert [row.seed for row in rows] == [5, 6] and all(row.done and row.steps for row in rows)
-    finally:
-        small.close()
+def test_a_song_under_way_waits_for_places_for_its_next_lines_takes(tiny_lm, engine):
+    blocker = engine.submit([1], 100_000, SETTINGS, 1)  # a long song holds one of the four places
+    with pytest.raises(EngineBusy):  # a song's first line: busy at once, as any song
+        _takes(tiny_lm, [1, 2], [5, 6, 7, 8], SETTINGS, None, RHYMED, engine, first=True)
+    threading.Timer(0.3, blocker.cancel).start()
+    rows = _takes(tiny_lm, [1, 2], [5, 6, 7, 8], SETTINGS, None, RHYMED, engine, first=False)
+    assert [row.seed for row in rows] == [5, 6, 7, 8] and all(row.done and row.steps for row in rows)
