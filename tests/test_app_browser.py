@@ -479,7 +479,7 @@ def test_a_links_markup_shows_as_text_and_the_browser_asks_no_other_host(app, st
         assert page.input_value("#seed-line textarea") == value
         page.wait_for_selector("#seed-notice :text('does not know')")
         assert "'<' x1" in page.inner_text("#seed-notice")  # as written, not markdown's or HTML's
-        assert page.locator(f"#song :is(img, a, form, h1), #seed-notice :is(img, a, form, h1)").count() == 0
+        assert page.locator("#song :is(img, a, form, h1), #seed-notice :is(img, a, form, h1)").count() == 0
         page.wait_for_timeout(500)  # what must be shown is that nothing comes: there is no event to wait on
         assert outside.heard == 0, "a link made the page ask another host for something"
     finally:
