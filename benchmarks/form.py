@@ -1,7 +1,7 @@
 """Songs with a form (``lyricgpt.form``) beside free songs and held-out human songs, in one table.
 
     apt-get install -y p7zip-full          # once: the PPMd judge (as benchmarks/compressors.py)
-    python benchmarks/form.py              # 12 songs a column, length 600: 4-10 minutes on 2 cores
+    python benchmarks/form.py              # 12 songs a column, length 600: about 12 minutes on 2 cores (3 with --no-speed)
     python benchmarks/form.py --quick      # a smoke run: 2 songs a column, 200 characters, one speed repeat
     python benchmarks/form.py --songs 24 --show 2 --no-speed
 
