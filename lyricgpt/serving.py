@@ -20,8 +20,8 @@ from .hub import looks_like_repo_id
 from .lm import LyricModel, load_model
 from .numbers import spell_numbers
 from .sampler import SamplingSettings, Step, length_reached
-from .takes import write_song
 from .song_request import Request, shorten, show_value
+from .takes import write_song
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +248,8 @@ def stream_song(lm: LyricModel, request: Request, colour: bool = True, stop: thr
     passes (the last Update's status says which). Every song keeps its form (``request.form``), a free
     song too (out of loops), and each line of a rhymed song shows its rhyme letter.
 
-    With an ``engine`` the song is one row of its batch; without, this generator samples it alone.
+    With an ``engine`` the song is one row of its batch (a song in takes, a row a take: lyricgpt.takes);
+    without, this generator samples it alone.
     Either way, closing the generator ends the song's work at once.
     """
     prompt = lm.read_prompt(spelled_seed_line(lm, request.seed_line)[0])
