@@ -91,9 +91,15 @@ class LyricModel:
             yield char
 
     def form(self, spec: FormSpec) -> Form:
-        """A song form for this model: its characters, and the words it knows where the form needs them."""
-        return Form(spec, self.lexicon if spec.real_words or spec.rhyme or spec.syllables else None,
-                    self.tokenizer.chars)
+        """A song form for this model: its characters, and the words it knows where the form needs them.
+        One per spec, kept (as the engine keeps its own), with the masks it has built: a song in takes
+        asks for it at every line."""
+        return self._forms(spec)
+
+    @functools.cached_property
+    def _forms(self):
+        return functools.lru_cache(maxsize=64)(lambda spec: Form(
+            spec, self.lexicon if spec.real_words or spec.rhyme or spec.syllables else None, self.tokenizer.chars))
 
     @functools.cached_property
     def lexicon(self) -> Lexicon:
