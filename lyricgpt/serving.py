@@ -336,17 +336,17 @@ def song_status(done: int, request: Request, rate: float, notes: list[str], rela
             f"{done} characters ({request.length}, then to the end of the "
             f"{'verse' if request.end_with_song else 'line'})") + f" at {rate:,.0f} chars/s"
     notes = notes + [f"the form relaxed at {relaxed} character(s)"] if relaxed else notes
-    return text + settings_text(request, f"seed {request.seed}") + "".join(f" · {note}" for note in notes)
+    settings = settings_text(request, f"seed {request.seed}", request.takes)
+    return text + settings + "".join(f" · {note}" for note in notes)
 
 
-def settings_text(request, seeds: str) -> str:
+def settings_text(request, seeds: str, takes: int = 1) -> str:
     """The settings a status names, each after " · ": the temperature, top-k, top-p, ``seeds`` (not at
     temperature 0, where every seed writes the same: it plays no part) and the form (a Request, or a
-    lyricgpt.song_request.LinesRequest)."""
+    lyricgpt.song_request.LinesRequest) with its ``takes`` of each line."""
     text = f" · temperature {request.temperature:g} · top-k {request.top_k or 'off'}"
     text += f" · top-p {'off' if request.top_p is None else f'{request.top_p:g}'}"
     text += f" · {seeds}" if request.temperature > 0 else ""
     if request.form.free:
         return text
-    takes = getattr(request, "takes", 1)  # a LinesRequest's candidates are one take each
     return text + f" · form: {request.form.describe()}" + (f", {takes} takes a line" if takes > 1 else "")
