@@ -36,12 +36,11 @@ from lyricgpt.sampler import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
 from lyricgpt.request_limits import RequestLimits
 from lyricgpt.serving import PAGE_CSS, legend, markdown_text, seed_notes, stream_song
 from lyricgpt.form import SCHEMES
-from lyricgpt.song_request import (DEFAULT_LENGTH, DEFAULT_REAL_WORDS, DEFAULT_RHYME, DEFAULT_SYLLABLES,
-                                   DEFAULT_TAKES, MAX_LENGTH,
-                                   MAX_SONG_TEXT, MAX_TEMPERATURE, MAX_TEXT, InputError, keepsake, keepsake_name,
-                                   link_query, parse_continue, parse_line, parse_lines_request, parse_look,
-                                   parse_request, parse_song_text, parse_text, read_link, shorten, show_value,
-                                   song_link, song_settings)
+from lyricgpt.song_request import (DEFAULT_LENGTH, DEFAULT_REAL_WORDS, DEFAULT_RHYME, DEFAULT_SYLLABLES, DEFAULT_TAKES,
+                                   MAX_LENGTH, MAX_SONG_TEXT, MAX_TEMPERATURE, MAX_TEXT, InputError, keepsake,
+                                   keepsake_name, link_query, parse_continue, parse_line, parse_lines_request,
+                                   parse_look, parse_request, parse_song_text, parse_text, read_link, shorten,
+                                   show_value, song_link, song_settings)
 from lyricgpt.takes import MAX_TAKES
 from lyricgpt.voices import find_voice, load_voices, model_line
 
